@@ -1,0 +1,66 @@
+package events
+
+import "time"
+
+// GPU describes one GPU of a runner's host.
+type GPU struct {
+	Index             int    `json:"index"`
+	UUID              string `json:"uuid"`
+	Name              string `json:"name"`
+	MemoryTotalBytes  uint64 `json:"memory_total_bytes"`
+	MemoryUsedBytes   uint64 `json:"memory_used_bytes"`
+	ComputeCapability string `json:"compute_capability"` // "9.0"
+	Simulated         bool   `json:"simulated,omitempty"`
+}
+
+// RunnerStatus is a runner's heartbeat in the sgtune_fleet bucket.
+type RunnerStatus struct {
+	Runner string `json:"runner"`
+	Host   string `json:"host"`
+	// Backend is "sglang", "sim" or "exec".
+	Backend string `json:"backend"`
+	GPUs    []GPU  `json:"gpus"`
+	// Slots is how many trials the runner may run at once; Busy how many it runs now.
+	Slots     int       `json:"slots"`
+	Busy      int       `json:"busy"`
+	FreeGPUs  []int     `json:"free_gpus"`
+	StartedAt time.Time `json:"started_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// StudyStatus values.
+const (
+	StudyRunning  = "running"
+	StudyComplete = "complete"
+)
+
+// StudyState is a study's entry in the sgtune_studies bucket, written by the sampler.
+type StudyState struct {
+	Study string `json:"study"`
+	// Spec is the study spec as JSON (pkg/study.Spec).
+	Spec []byte `json:"spec"`
+	// NTrials is the budget of benchmarked trials.
+	NTrials int    `json:"n_trials"`
+	Status  string `json:"status"`
+	// Proposed counts proposals (trial numbers used); Benchmarked completed or failed
+	// results; Rejected rejections. Outcomes = Benchmarked + Rejected.
+	Proposed    int       `json:"proposed"`
+	Benchmarked int       `json:"benchmarked"`
+	Rejected    int       `json:"rejected"`
+	StartedAt   time.Time `json:"started_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// StopReason says why the study completed ("n_trials reached", "time budget", "plateau").
+	StopReason string `json:"stop_reason,omitempty"`
+}
+
+// DeadLetter is a message no consumer could process.
+type DeadLetter struct {
+	Envelope
+	SourceStream string `json:"source_stream"`
+	Consumer     string `json:"consumer"`
+	Subject      string `json:"subject"`
+	StreamSeq    uint64 `json:"stream_seq"`
+	Delivered    uint64 `json:"delivered"`
+	Reason       string `json:"reason"`
+	Data         []byte `json:"data"`
+}

@@ -1,0 +1,3 @@
+module github.com/sgtune/sgtune/pkg/events
+
+go 1.26

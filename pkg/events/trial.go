@@ -1,0 +1,136 @@
+package events
+
+import "time"
+
+// Workload describes the streaming benchmark a runner drives against each server.
+// Field names follow sglang.bench_serving where it has one.
+type Workload struct {
+	// Backend is "sglang" (POST /generate with random token ids) or "openai" (POST /v1/completions).
+	Backend string `json:"backend" yaml:"backend"`
+	// Dataset is "random-ids" (random token ids) or "prompts" (PromptFile, one prompt a line).
+	Dataset string `json:"dataset" yaml:"dataset"`
+	// PromptFile is the prompt file of the "prompts" dataset, on the runner's host.
+	PromptFile string `json:"prompt_file,omitempty" yaml:"prompt_file"`
+	// NumPrompts is the number of measured requests.
+	NumPrompts int `json:"num_prompts" yaml:"num_prompts"`
+	// RandomInputLen and RandomOutputLen are the maximum input and output lengths in tokens.
+	RandomInputLen  int `json:"random_input_len" yaml:"random_input_len"`
+	RandomOutputLen int `json:"random_output_len" yaml:"random_output_len"`
+	// RandomRangeRatio draws lengths uniformly from [max(1, L*ratio), L]; 1 means fixed lengths.
+	RandomRangeRatio float64 `json:"random_range_ratio" yaml:"random_range_ratio"`
+	// MaxConcurrency caps requests in flight (closed loop); 0 means no cap.
+	MaxConcurrency int `json:"max_concurrency" yaml:"max_concurrency"`
+	// RequestRate is the Poisson arrival rate in requests per second (open loop); 0 means all at once.
+	RequestRate float64 `json:"request_rate" yaml:"request_rate"`
+	// WarmupRequests run before measuring and are not counted.
+	WarmupRequests int `json:"warmup_requests" yaml:"warmup_requests"`
+	// Seed seeds prompt lengths, token ids and arrival times.
+	Seed int64 `json:"seed" yaml:"seed"`
+	// IgnoreEOS asks the server to generate exactly the requested output length.
+	IgnoreEOS bool `json:"ignore_eos" yaml:"ignore_eos"`
+	// VocabSize bounds the random token ids.
+	VocabSize int `json:"vocab_size" yaml:"vocab_size"`
+	// SLO targets for goodput, in milliseconds; zero means no target.
+	SLOTTFTMs float64 `json:"slo_ttft_ms,omitempty" yaml:"slo_ttft_ms"`
+	SLOTPOTMs float64 `json:"slo_tpot_ms,omitempty" yaml:"slo_tpot_ms"`
+	SLOE2EMs  float64 `json:"slo_e2e_ms,omitempty" yaml:"slo_e2e_ms"`
+}
+
+// Timeouts bound each phase of a trial.
+type Timeouts struct {
+	// Startup bounds launch until /health_generate answers 200.
+	Startup Duration `json:"startup" yaml:"startup"`
+	// Benchmark bounds warm-up plus the measured load.
+	Benchmark Duration `json:"benchmark" yaml:"benchmark"`
+	// Shutdown bounds SIGTERM until the process group is gone; SIGKILL follows.
+	Shutdown Duration `json:"shutdown" yaml:"shutdown"`
+}
+
+// TrialQueued is a validated trial waiting in the work queue. It is self-contained:
+// a runner needs nothing else to run it.
+type TrialQueued struct {
+	Envelope
+	Params Params `json:"params"`
+	// GPUs is how many GPUs the server needs (tp*pp*dp, or tp*pp with DP attention).
+	GPUs int `json:"gpus"`
+	// ServerArgs are the launch flags after the server command: model path, static
+	// flags and the trial's flags, spelled as SGLang spells them. The runner adds
+	// --host and --port.
+	ServerArgs []string `json:"server_args"`
+	// Workload is the benchmark to drive.
+	Workload Workload `json:"workload"`
+	// Timeouts bound the trial's phases.
+	Timeouts Timeouts `json:"timeouts"`
+	// CanonicalHash identifies the config SGLang would really run.
+	CanonicalHash string `json:"canonical_hash,omitempty"`
+}
+
+// Progress phases of a running trial.
+const (
+	PhaseClaimed      = "claimed"
+	PhaseLaunching    = "launching"
+	PhaseHealthy      = "healthy"
+	PhaseBenchmarking = "benchmarking"
+	PhaseStopping     = "stopping"
+	PhaseHeartbeat    = "heartbeat"
+)
+
+// TrialProgress reports a running trial's phase.
+type TrialProgress struct {
+	Envelope
+	Runner  string `json:"runner"`
+	Phase   string `json:"phase"`
+	GPUs    []int  `json:"gpus,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Elapsed is the time since the runner claimed the trial.
+	Elapsed Duration `json:"elapsed"`
+}
+
+// Trial result states.
+const (
+	StateComplete = "COMPLETE"
+	StateFailed   = "FAILED"
+	StateRejected = "REJECTED"
+)
+
+// Failure classes of a failed trial: results about the config, not infrastructure errors.
+const (
+	FailOOM        = "oom"
+	FailCrash      = "crash"
+	FailTimeout    = "timeout"
+	FailUnhealthy  = "unhealthy"
+	FailBenchError = "bench-error"
+)
+
+// TrialResult is a runner's result for one trial: completed with metrics, or
+// failed with a class and the tail of the server's log.
+type TrialResult struct {
+	Envelope
+	Params Params `json:"params"`
+	// State is StateComplete or StateFailed.
+	State string `json:"state"`
+	// FailureClass is one of the Fail* constants when State is StateFailed.
+	FailureClass string `json:"failure_class,omitempty"`
+	// Reason says in words why the trial failed.
+	Reason string `json:"reason,omitempty"`
+	// LogTail is the end of the server's (or benchmark command's) log.
+	LogTail string `json:"log_tail,omitempty"`
+	// LogRef names where the full log is kept (a file path on the runner host).
+	LogRef string `json:"log_ref,omitempty"`
+	// Metrics are bench_serving-compatible aggregates (mean_ttft_ms, output_throughput, ...)
+	// plus startup_seconds and any extra numbers the backend reports; units are in Units.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Units gives each metric's unit ("ms", "tok/s", "req/s", "s", "J/tok", ...).
+	Units map[string]string `json:"units,omitempty"`
+	// Runner and Host identify where it ran; GPUs lists the GPU indices it used.
+	Runner   string `json:"runner"`
+	Host     string `json:"host,omitempty"`
+	GPUs     []int  `json:"gpus,omitempty"`
+	GPUModel string `json:"gpu_model,omitempty"`
+	// Backend is "sglang", "sim" or "exec".
+	Backend string `json:"backend"`
+	// LaunchCommand is the full argv the server was started with.
+	LaunchCommand []string  `json:"launch_command,omitempty"`
+	StartedAt     time.Time `json:"started_at"`
+	FinishedAt    time.Time `json:"finished_at"`
+}

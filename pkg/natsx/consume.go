@@ -1,0 +1,217 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/sgtune/sgtune/pkg/events"
+)
+
+// Meta describes one delivered message to a handler, which never sees the
+// jetstream.Msg itself (acking is the consume loop's job).
+type Meta struct {
+	Subject   string
+	Stream    string
+	Consumer  string
+	StreamSeq uint64
+	Delivered uint64
+	Published time.Time
+}
+
+// Handler processes one message. Its error decides the ack (package doc).
+type Handler func(ctx context.Context, data []byte, meta Meta) error
+
+// Typed adapts a handler of one event type: it decodes with events.Decode and
+// treats a message that does not decode as Permanent.
+func Typed[T events.Event](eventType string, fn func(ctx context.Context, ev T, meta Meta) error) Handler {
+	return func(ctx context.Context, data []byte, meta Meta) error {
+		ev, err := events.Decode[T](data, eventType)
+		if err != nil {
+			return Permanent(err)
+		}
+		return fn(ctx, ev, meta)
+	}
+}
+
+// ConsumeOptions tunes Consume.
+type ConsumeOptions struct {
+	// Workers is how many handler calls run at once; default 1.
+	Workers int
+	// MaxDeliver must equal the consumer's MaxDeliver; at that many deliveries a
+	// failing message is dead-lettered instead of nak'ed; default 5.
+	MaxDeliver int
+	// InProgressEvery, when > 0, sends InProgress while a handler runs, so slow
+	// handlers do not outlive AckWait.
+	InProgressEvery time.Duration
+	// Logger receives one line per message that is not acked.
+	Logger zerolog.Logger
+}
+
+// Backoff is the redelivery delay after a transient failure on delivery n.
+func Backoff(delivered uint64) time.Duration {
+	d := time.Second << min(delivered-1, 5)
+	return min(d, 30*time.Second)
+}
+
+// Consume pulls messages from cons and hands each to h, acking by the policy in
+// the package doc. It returns nil once ctx is done and in-flight handlers have
+// finished, or an error when the consumer cannot be read (deleted).
+func Consume(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, opts ConsumeOptions, h Handler) error {
+	workers := max(opts.Workers, 1)
+	maxDeliver := opts.MaxDeliver
+	if maxDeliver <= 0 {
+		maxDeliver = 5
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(workers), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", consumerName(cons), err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				return fmt.Errorf("consume %s: %w", consumerName(cons), err)
+			}
+			opts.Logger.Warn().Err(err).Str("consumer", consumerName(cons)).Msg("pull failed; retrying")
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			handleOne(ctx, js, msg, opts, maxDeliver, h)
+		}()
+	}
+}
+
+func consumerName(c jetstream.Consumer) string {
+	if info := c.CachedInfo(); info != nil {
+		return info.Stream + "/" + info.Name
+	}
+	return "consumer"
+}
+
+func metaOf(msg jetstream.Msg) Meta {
+	m := Meta{Subject: msg.Subject()}
+	if md, err := msg.Metadata(); err == nil {
+		m.Stream = md.Stream
+		m.Consumer = md.Consumer
+		m.StreamSeq = md.Sequence.Stream
+		m.Delivered = md.NumDelivered
+		m.Published = md.Timestamp
+	}
+	return m
+}
+
+func handleOne(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, opts ConsumeOptions, maxDeliver int, h Handler) {
+	meta := metaOf(msg)
+	log := opts.Logger.With().Str("subject", meta.Subject).Uint64("stream_seq", meta.StreamSeq).Uint64("delivered", meta.Delivered).Logger()
+	if study, trial, err := events.ParseTrialFromSubject(meta.Subject); err == nil {
+		log = log.With().Str("study", study).Int("trial", trial).Logger()
+	}
+	if opts.InProgressEvery > 0 {
+		hbCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			t := time.NewTicker(opts.InProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-hbCtx.Done():
+					return
+				case <-t.C:
+					_ = msg.InProgress()
+				}
+			}
+		}()
+	}
+	herr := safeCall(ctx, h, msg.Data(), meta)
+
+	// Acks outlive a cancelled ctx: the work is done and must be recorded.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	switch {
+	case herr == nil:
+		if err := msg.DoubleAck(actx); err != nil {
+			log.Warn().Err(err).Msg("ack failed; the message will be redelivered and handled idempotently")
+		}
+	case IsPermanent(herr):
+		log.Error().Err(herr).Msg("message cannot be processed; dead-lettered and terminated")
+		deadLetter(actx, js, msg, meta, herr.Error(), log)
+		if err := msg.TermWithReason(truncate(herr.Error(), 256)); err != nil {
+			log.Warn().Err(err).Msg("term failed")
+		}
+	case ctx.Err() != nil:
+		// Shutting down: hand the message back at once for another consumer.
+		if err := msg.Nak(); err != nil {
+			log.Debug().Err(err).Msg("nak on shutdown failed; AckWait will redeliver")
+		}
+	case meta.Delivered >= uint64(maxDeliver):
+		log.Error().Err(herr).Msg("message failed on its last delivery; dead-lettered")
+		deadLetter(actx, js, msg, meta, fmt.Sprintf("failed %d deliveries, last: %v", meta.Delivered, herr), log)
+		if err := msg.TermWithReason(truncate("max deliveries: "+herr.Error(), 256)); err != nil {
+			log.Warn().Err(err).Msg("term failed")
+		}
+	default:
+		delay := Backoff(max(meta.Delivered, 1))
+		var re *retryError
+		if errors.As(herr, &re) {
+			delay = re.after
+		}
+		log.Warn().Err(herr).Dur("retry_in", delay).Msg("handler failed; will retry")
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
+		}
+	}
+}
+
+// safeCall turns a handler panic into a Permanent error: a message that
+// crashes the handler would crash it again.
+func safeCall(ctx context.Context, h Handler, data []byte, meta Meta) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	return h(ctx, data, meta)
+}
+
+func deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, meta Meta, reason string, log zerolog.Logger) {
+	study, trial, _ := events.ParseTrialFromSubject(meta.Subject)
+	dl := events.DeadLetter{
+		Envelope:     events.NewEnvelope(events.TypeDeadLetter, study, trial, time.Now()),
+		SourceStream: meta.Stream,
+		Consumer:     meta.Consumer,
+		Subject:      meta.Subject,
+		StreamSeq:    meta.StreamSeq,
+		Delivered:    meta.Delivered,
+		Reason:       reason,
+		Data:         msg.Data(),
+	}
+	dl.ID = fmt.Sprintf("dlq:%s:%d", meta.Stream, meta.StreamSeq)
+	if _, err := Publish(ctx, js, events.DeadLetterSubject(meta.Stream), dl); err != nil {
+		log.Error().Err(err).Msg("could not store the dead letter")
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,51 @@
+package natsx
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrAlreadyRecorded is returned by PublishOnce when the subject already holds a message:
+// the event was recorded before (a redelivered trial, a restarted producer).
+var ErrAlreadyRecorded = errors.New("already recorded")
+
+// ErrNoChange is returned by an UpdateJSON closure to skip the write.
+var ErrNoChange = errors.New("no change")
+
+// permanentError marks a handler error that no retry can fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as a verdict that redelivery cannot change (malformed or
+// forever invalid input): the message is dead-lettered and terminated.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// retryError is a transient handler error with an explicit delay.
+type retryError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as transient and asks for redelivery after d.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryError{err: err, after: d}
+}

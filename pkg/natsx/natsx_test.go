@@ -1,0 +1,215 @@
+package natsx_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
+	"github.com/sgtune/sgtune/pkg/natsx/natstest"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func proposal(study string, trial int) events.CandidateProposed {
+	return events.CandidateProposed{
+		Envelope: events.NewEnvelope(events.TypeCandidateProposed, study, trial, time.Now()),
+		Params:   events.Params{"tp_size": 1},
+		Sampler:  "random",
+	}
+}
+
+func TestPublishOnceRefusesASecondOutcome(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	res := events.TrialResult{Envelope: events.NewEnvelope(events.TypeTrialResult, "s1", 3, time.Now()), State: events.StateComplete}
+	if err := natsx.PublishOnce(ctx, js, events.OutcomeSubject("s1", 3), res); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	// A rerun minutes later carries another id; the subject still refuses it.
+	res.ID = "another-run"
+	err := natsx.PublishOnce(ctx, js, events.OutcomeSubject("s1", 3), res)
+	if !errors.Is(err, natsx.ErrAlreadyRecorded) {
+		t.Fatalf("second publish: got %v, want ErrAlreadyRecorded", err)
+	}
+	data, ok, err := natsx.LastOnSubject(ctx, js, events.StreamOutcomes, events.OutcomeSubject("s1", 3))
+	if err != nil || !ok || len(data) == 0 {
+		t.Fatalf("LastOnSubject: %v %v", ok, err)
+	}
+	_, ok, err = natsx.LastOnSubject(ctx, js, events.StreamOutcomes, events.OutcomeSubject("s1", 4))
+	if err != nil || ok {
+		t.Fatalf("LastOnSubject of an empty subject: ok=%v err=%v", ok, err)
+	}
+}
+
+func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamCandidates, jetstream.ConsumerConfig{
+		Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxDeliver: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for trial := range 3 {
+		if _, err := natsx.Publish(ctx, js, events.CandidateSubject("s1", trial), proposal("s1", trial)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, events.CandidateSubject("s1", 9), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	var handled sync.Map
+	var attempts1 atomic.Int32
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- natsx.Consume(runCtx, js, cons, natsx.ConsumeOptions{Workers: 2, MaxDeliver: 3, Logger: zerolog.Nop()},
+			natsx.Typed(events.TypeCandidateProposed, func(_ context.Context, ev events.CandidateProposed, _ natsx.Meta) error {
+				switch ev.Trial {
+				case 1: // transient twice, then fine
+					if attempts1.Add(1) < 3 {
+						return natsx.RetryAfter(fmt.Errorf("not yet"), 10*time.Millisecond)
+					}
+				case 2:
+					return natsx.Permanent(fmt.Errorf("never valid"))
+				}
+				handled.Store(ev.Trial, true)
+				return nil
+			}))
+	}()
+	dlq, err := js.Stream(ctx, events.StreamDeadLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "trials 0 and 1 handled and two dead letters", func() bool {
+		_, ok0 := handled.Load(0)
+		_, ok1 := handled.Load(1)
+		info, err := dlq.Info(ctx)
+		return ok0 && ok1 && err == nil && info.State.Msgs == 2
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NumAckPending != 0 || ci.NumPending != 0 {
+		t.Fatalf("left pending=%d ack_pending=%d", ci.NumPending, ci.NumAckPending)
+	}
+}
+
+func TestUpdateJSONUnderConcurrentWriters(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	kv, err := natsx.KV(ctx, js, events.BucketStudies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counter struct{ N int }
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := natsx.UpdateJSON(ctx, kv, "c", func(c *counter, _ bool) error { c.N++; return nil }); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, _, err := natsx.GetJSON[counter](ctx, kv, "c")
+	if err != nil || got.N != 80 {
+		t.Fatalf("counter = %d (%v), want 80", got.N, err)
+	}
+}
+
+func TestTailReplaysThenFollows(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	for trial := range 5 {
+		if _, err := natsx.Publish(ctx, js, events.CandidateSubject("a", trial), proposal("a", trial)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := natsx.Publish(ctx, js, events.CandidateSubject("b", trial), proposal("b", trial)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n atomic.Int32
+	var caughtAt atomic.Int32
+	tctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- natsx.Tail(tctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"),
+			func([]byte, natsx.Meta) error { n.Add(1); return nil },
+			func() { caughtAt.Store(n.Load()) })
+	}()
+	eventually(t, "caught up", func() bool { return caughtAt.Load() == 5 })
+	if _, err := natsx.Publish(ctx, js, events.CandidateSubject("a", 5), proposal("a", 5)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "live message", func() bool { return n.Load() == 6 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var m int
+	if err := natsx.Replay(ctx, js, events.StreamCandidates, events.CandidatesOfStudy("b"), func([]byte, natsx.Meta) error { m++; return nil }); err != nil || m != 5 {
+		t.Fatalf("Replay: %d messages, %v", m, err)
+	}
+	if err := natsx.Replay(ctx, js, events.StreamCandidates, events.CandidatesOfStudy("empty"), func([]byte, natsx.Meta) error { return nil }); err != nil {
+		t.Fatalf("Replay of nothing: %v", err)
+	}
+	if err := natsx.PurgeStudy(ctx, js, "b"); err != nil {
+		t.Fatal(err)
+	}
+	m = 0
+	if err := natsx.Replay(ctx, js, events.StreamCandidates, events.CandidatesOfStudy("b"), func([]byte, natsx.Meta) error { m++; return nil }); err != nil || m != 0 {
+		t.Fatalf("after purge: %d messages, %v", m, err)
+	}
+}
+
+func TestRestartKeepsStreams(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	if _, err := natsx.Publish(ctx, js, events.CandidateSubject("a", 0), proposal("a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv = natstest.RestartServer(t, srv)
+	_, js = natstest.Connect(t, srv)
+	var m int
+	if err := natsx.Replay(ctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"), func([]byte, natsx.Meta) error { m++; return nil }); err != nil || m != 1 {
+		t.Fatalf("after restart: %d messages, %v", m, err)
+	}
+}

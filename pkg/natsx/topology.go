@@ -1,0 +1,127 @@
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sgtune/sgtune/pkg/events"
+)
+
+// Topology says how to provision sgtune's streams and buckets.
+type Topology struct {
+	// Replicas of every stream and bucket: 1 on a single server, 3 on a cluster.
+	Replicas int
+	// FleetTTL is how long a runner's heartbeat entry lives; default 30 s.
+	FleetTTL time.Duration
+}
+
+// StreamAdvisories captures JetStream's max-deliveries and terminated advisories, so a
+// trial that exhausted its deliveries is never lost silently.
+const StreamAdvisories = "SGTUNE_ADVISORIES"
+
+// StreamConfigs returns the configuration of every sgtune stream.
+func StreamConfigs(t Topology) []jetstream.StreamConfig {
+	r := max(t.Replicas, 1)
+	return []jetstream.StreamConfig{
+		{
+			Name: events.StreamCandidates, Subjects: []string{events.SubjectCandidatesAll},
+			Description: "every proposal of every study", Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
+		},
+		{
+			Name: events.StreamTrials, Subjects: []string{events.SubjectTrialsAll},
+			Description: "validated trials waiting for a runner (work queue)", Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
+		},
+		{
+			Name: events.StreamProgress, Subjects: []string{events.SubjectProgressAll},
+			Description: "progress of running trials", Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, MaxAge: 24 * time.Hour, MaxMsgsPerSubject: 64,
+		},
+		{
+			Name: events.StreamOutcomes, Subjects: []string{events.SubjectOutcomesAll},
+			Description: "the one outcome (rejection or result) of every trial: the studies' record",
+			Retention:   jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: r,
+			Duplicates: 2 * time.Minute,
+		},
+		{
+			Name: events.StreamDeadLetters, Subjects: []string{events.SubjectDeadLettersAll},
+			Description: "messages no consumer could process, with the reason", Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, MaxAge: 30 * 24 * time.Hour,
+		},
+		{
+			Name: StreamAdvisories,
+			Subjects: []string{
+				"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.SGTUNE_>",
+				"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.SGTUNE_>",
+			},
+			Description: "max-deliveries and terminated advisories of sgtune's consumers",
+			Retention:   jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: r,
+			MaxAge: 7 * 24 * time.Hour,
+		},
+	}
+}
+
+// KVConfigs returns the configuration of every sgtune bucket.
+func KVConfigs(t Topology) []jetstream.KeyValueConfig {
+	r := max(t.Replicas, 1)
+	ttl := t.FleetTTL
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	return []jetstream.KeyValueConfig{
+		{Bucket: events.BucketPareto, Description: "Pareto fronts: key front (latest study) and front.<study>", History: 20, Replicas: r, Storage: jetstream.FileStorage},
+		{Bucket: events.BucketStudies, Description: "study specs and status", History: 10, Replicas: r, Storage: jetstream.FileStorage},
+		{Bucket: events.BucketFleet, Description: "live runners and their GPUs", History: 1, TTL: ttl, Replicas: r, Storage: jetstream.FileStorage},
+	}
+}
+
+// EnsureTopology creates or updates every stream and bucket. It is idempotent
+// and safe to call from every service at start.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	if err := waitJetStream(ctx, js); err != nil {
+		return err
+	}
+	for _, sc := range StreamConfigs(t) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range KVConfigs(t) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("ensure KV bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// waitJetStream waits until JetStream answers: it can lag the listener at start
+// and during a cluster's leader election.
+func waitJetStream(ctx context.Context, js jetstream.JetStream) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := js.AccountInfo(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("JetStream not available: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// KV opens an sgtune bucket (EnsureTopology must have run).
+func KV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open KV bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}

@@ -1,0 +1,203 @@
+package study
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// specError is a problem at one key of a spec file.
+type specError struct {
+	line int
+	path string
+	msg  string
+}
+
+func (e *specError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.line, e.path, e.msg)
+	}
+	return e.path + ": " + e.msg
+}
+
+// LoadFile reads a YAML or JSON spec file over the defaults and validates it.
+// Errors name the file and the key ("study.yaml: line 4: workload.num_prompt: unknown key").
+func LoadFile(path string) (Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Spec{}, fmt.Errorf("%w: read %s: %w", ErrInvalidSpec, path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse reads spec text (YAML, or JSON, which is YAML too) over the defaults
+// and validates the result. name is used in error messages (usually the file path).
+func Parse(name string, data []byte) (Spec, error) {
+	spec := Default()
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Spec{}, fmt.Errorf("%w: %s: the file is empty", ErrInvalidSpec, name)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return Spec{}, fmt.Errorf("%w: %s: the top level must be a mapping of keys (study_name, space, ...)", ErrInvalidSpec, name)
+	}
+	doc := root.Content[0]
+	if err := checkNode(doc, reflect.TypeOf(spec), ""); err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+	}
+	if err := doc.Decode(&spec); err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+	}
+	if err := spec.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+	}
+	return spec, nil
+}
+
+// FromJSON decodes a spec as stored in the sgtune_studies bucket and validates it.
+func FromJSON(data []byte) (Spec, error) {
+	var spec Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return Spec{}, fmt.Errorf("%w: stored spec: %w", ErrInvalidSpec, err)
+	}
+	if err := spec.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("%w: stored spec: %w", ErrInvalidSpec, err)
+	}
+	return spec, nil
+}
+
+// ToJSON encodes a spec for the sgtune_studies bucket.
+func (s Spec) ToJSON() ([]byte, error) { return json.Marshal(s) }
+
+var (
+	textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	yamlUnmarshaler = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// checkNode walks a YAML node against the Go type it will decode into and
+// reports unknown keys and wrong types with the key's full path, which the YAML
+// decoder's own messages do not name.
+func checkNode(node *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+		return nil
+	}
+	pt := reflect.PointerTo(t)
+	if pt.Implements(yamlUnmarshaler) {
+		return nil // the type reports its own errors (Space)
+	}
+	if pt.Implements(textUnmarshaler) {
+		if node.Kind != yaml.ScalarNode {
+			return &specError{node.Line, path, "must be a single value"}
+		}
+		var probe = reflect.New(t).Interface().(encoding.TextUnmarshaler)
+		if err := probe.UnmarshalText([]byte(node.Value)); err != nil {
+			return &specError{node.Line, path, err.Error()}
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if node.Kind != yaml.MappingNode {
+			return &specError{node.Line, path, "must be a mapping"}
+		}
+		fields := map[string]reflect.Type{}
+		var known []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			fields[tag] = f.Type
+			known = append(known, tag)
+		}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			ft, ok := fields[k.Value]
+			sub := join(path, k.Value)
+			if !ok {
+				return &specError{k.Line, sub, fmt.Sprintf("unknown key (known here: %s)", strings.Join(known, ", "))}
+			}
+			if err := checkNode(v, ft, sub); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if node.Kind != yaml.SequenceNode {
+			return &specError{node.Line, path, "must be a list"}
+		}
+		for i, item := range node.Content {
+			if err := checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if node.Kind != yaml.MappingNode {
+			return &specError{node.Line, path, "must be a mapping"}
+		}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if err := checkNode(node.Content[i+1], t.Elem(), join(path, node.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Interface:
+		if node.Kind != yaml.ScalarNode {
+			return &specError{node.Line, path, "must be a single value, not a list or mapping"}
+		}
+	case reflect.String:
+		if node.Kind != yaml.ScalarNode || node.Tag != "!!str" {
+			return &specError{node.Line, path, fmt.Sprintf("want a string, got %s", nodeDesc(node))}
+		}
+	case reflect.Bool:
+		if node.Kind != yaml.ScalarNode || node.Tag != "!!bool" {
+			return &specError{node.Line, path, fmt.Sprintf("want true or false, got %s", nodeDesc(node))}
+		}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		if node.Kind != yaml.ScalarNode || node.Tag != "!!int" {
+			return &specError{node.Line, path, fmt.Sprintf("want an integer, got %s", nodeDesc(node))}
+		}
+	case reflect.Float64, reflect.Float32:
+		if node.Kind != yaml.ScalarNode || (node.Tag != "!!int" && node.Tag != "!!float") {
+			return &specError{node.Line, path, fmt.Sprintf("want a number, got %s", nodeDesc(node))}
+		}
+	}
+	return nil
+}
+
+func nodeDesc(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// IsSpecError reports whether err is a problem with a spec (as opposed to I/O).
+func IsSpecError(err error) bool { return errors.Is(err, ErrInvalidSpec) }

@@ -1,0 +1,43 @@
+package study
+
+import "fmt"
+
+// ObjectiveValues reads each objective's scaled value from a trial's metrics.
+// ok is false when a metric is missing.
+func (s *Spec) ObjectiveValues(metrics map[string]float64) (values []float64, ok bool) {
+	values = make([]float64, len(s.Objectives))
+	for i, o := range s.Objectives {
+		v, found := metrics[o.Metric]
+		if !found {
+			return nil, false
+		}
+		values[i] = v * o.Scale
+	}
+	return values, true
+}
+
+// Directions lists the objectives' directions in order.
+func (s *Spec) Directions() []Direction {
+	out := make([]Direction, len(s.Objectives))
+	for i, o := range s.Objectives {
+		out[i] = o.Direction
+	}
+	return out
+}
+
+// Violations lists the constraints (SLOs) a trial's metrics miss, in words.
+func (s *Spec) Violations(metrics map[string]float64) []string {
+	var out []string
+	for _, c := range s.Constraints {
+		v, ok := metrics[c.Metric]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s was not measured", c.Metric))
+		case c.Max != nil && v > *c.Max:
+			out = append(out, fmt.Sprintf("%s = %.4g exceeds the SLO maximum %.4g", c.Metric, v, *c.Max))
+		case c.Min != nil && v < *c.Min:
+			out = append(out, fmt.Sprintf("%s = %.4g is below the SLO minimum %.4g", c.Metric, v, *c.Min))
+		}
+	}
+	return out
+}
