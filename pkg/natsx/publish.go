@@ -13,7 +13,7 @@ import (
 // JetStream error codes of a failed expected-last-subject-sequence check:
 // 10071 on a single server, 10164 on replicated streams (reference/jetstream.md §1.7).
 const (
-	errCodeWrongLastSequence          = 10071
+	errCodeWrongLastSequence         = 10071
 	errCodeWrongLastSequenceConstant = 10164
 )
 
