@@ -1,0 +1,53 @@
+package front
+
+import "time"
+
+// Trial states, as in the seed's JSON output and pkg/events.
+const (
+	StateComplete = "COMPLETE"
+	StateFailed   = "FAILED"
+	StateRejected = "REJECTED"
+)
+
+// Outcome is the one outcome of a trial: a result (COMPLETE or FAILED) from a
+// runner or a rejection (REJECTED) from the validator. The adapter maps the
+// wire events to it.
+type Outcome struct {
+	Study string
+	Trial int
+	// State is StateComplete, StateFailed or StateRejected.
+	State string
+	// OccurredAt is when the producer created the event.
+	OccurredAt time.Time
+	// Params is the trial's configuration (nil values mean "None").
+	Params map[string]any
+	// Metrics and their Units (COMPLETE only).
+	Metrics map[string]float64
+	Units   map[string]string
+	// FailureClass (oom, crash, timeout, ...) and Reason of a FAILED trial;
+	// Reason also carries a rejection's summary.
+	FailureClass string
+	Reason       string
+	LogTail      string
+	LogRef       string
+	// Rejections lists the rules a REJECTED candidate failed.
+	Rejections []Rejection
+	// DuplicateOf is the earlier trial a duplicate candidate equals.
+	DuplicateOf *int
+	// Where it ran.
+	LaunchCommand []string
+	Runner        string
+	Host          string
+	GPUModel      string
+	GPUs          []int
+	Backend       string
+	StartedAt     time.Time
+	FinishedAt    time.Time
+}
+
+// Rejection is one validation rule a candidate failed.
+type Rejection struct {
+	Rule    string `json:"rule"`
+	RuleSet string `json:"rule_set,omitempty"`
+	Reason  string `json:"reason"`
+}
