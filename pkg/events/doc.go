@@ -40,5 +40,6 @@
 //	pareto          key "front": the current study's Pareto front (compact one-line JSON), and
 //	                key "front.<study>" for every study
 //	sgtune_studies  key "<study>": the study's spec and status (StudyState)
+//	sgtune_canonical key "<study>.<incarnation>.<hash>": the trial that first claimed a canonical config
 //	sgtune_fleet    key "<runner id>": each live runner's inventory (RunnerStatus), expiring with the runner's heartbeat
 package events

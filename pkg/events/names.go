@@ -41,6 +41,9 @@ const (
 	// BucketFleet holds each live runner's inventory, keyed by runner id; entries expire
 	// when a runner stops heartbeating.
 	BucketFleet = "sgtune_fleet"
+	// BucketCanonical remembers which trial first claimed each canonical config,
+	// keyed "<study>.<incarnation>.<hash>", so duplicates are never launched twice.
+	BucketCanonical = "sgtune_canonical"
 )
 
 // Durable consumer names. Never rename one: a new name reprocesses its whole stream.

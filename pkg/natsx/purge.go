@@ -30,6 +30,12 @@ func PurgeStudy(ctx context.Context, js jetstream.JetStream, study string) error
 			return fmt.Errorf("purge study %s from %s: %w", study, p.stream, err)
 		}
 	}
+	// Canonical-config claims are keyed <study>.<incarnation>.<hash>: purge them by subject.
+	if s, err := js.Stream(ctx, "KV_"+events.BucketCanonical); err == nil {
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+events.BucketCanonical+"."+study+".>")); err != nil {
+			return fmt.Errorf("purge study %s from %s: %w", study, events.BucketCanonical, err)
+		}
+	}
 	for bucket, keys := range map[string][]string{
 		events.BucketStudies: {study},
 		events.BucketPareto:  {events.FrontKey(study)},

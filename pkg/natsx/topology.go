@@ -74,6 +74,7 @@ func KVConfigs(t Topology) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{Bucket: events.BucketPareto, Description: "Pareto fronts: key front (latest study) and front.<study>", History: 20, Replicas: r, Storage: jetstream.FileStorage},
 		{Bucket: events.BucketStudies, Description: "study specs and status", History: 10, Replicas: r, Storage: jetstream.FileStorage},
+		{Bucket: events.BucketCanonical, Description: "validator dedup: <study>.<incarnation>.<canonical hash> -> first trial", History: 1, Replicas: r, Storage: jetstream.FileStorage},
 		{Bucket: events.BucketFleet, Description: "live runners and their GPUs", History: 1, TTL: ttl, Replicas: r, Storage: jetstream.FileStorage},
 	}
 }
