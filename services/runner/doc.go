@@ -1,0 +1,16 @@
+// Package runner is sgtune's GPU runner service: one per GPU host. It
+// discovers the host's GPUs (go-nvml with the build tag nvml, or a simulated
+// inventory), claims queued trials that fit its free GPUs, launches an SGLang
+// server (or sgtune's simulator, or a user's benchmark command) for each on
+// its own GPUs and port, waits for health, drives a streaming benchmark,
+// publishes the result and only then acks the trial.
+//
+// Consumes: stream SGTUNE_TRIALS through the shared durable pull consumers
+// runners-g<N> (filter sgtune.trials.*.g<N>.*) for N = 1..host GPUs.
+// Produces: sgtune.outcomes.<study>.<trial> (TrialResult),
+// sgtune.progress.<study>.<trial> (TrialProgress), sgtune.dlq.sgtune_trials
+// (DeadLetter), and its heartbeat in KV bucket sgtune_fleet under its id.
+//
+// Configuration comes from the environment (LoadConfig); see Config for every
+// field, its variable and its default. Run is the entry point.
+package runner

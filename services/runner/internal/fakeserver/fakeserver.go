@@ -1,0 +1,287 @@
+// Package fakeserver is a tiny stand-in for an SGLang server, used only by
+// tests: a test binary re-executes itself (TestMain checks Enabled) to act as
+// a server that is healthy, slow to start, crashes, runs out of memory, hangs,
+// answers errors, stalls its streams or ignores SIGTERM. It speaks just enough
+// of SGLang's API: /health_generate, streaming /generate and /v1/completions.
+//
+// Behaviour is chosen by environment variables (set them in LaunchSpec.Env or
+// with t.Setenv):
+//
+//	SGTUNE_FAKE_SERVER=1         act as the server (checked by Enabled)
+//	SGTUNE_FAKE_MODE             healthy (default) | crash | oom | hang | starting |
+//	                             unhealthy | ignore-term | fork | die-after-healthy
+//	                             (the argument --fake-mode M overrides it per launch)
+//	SGTUNE_FAKE_STARTUP          time until healthy (Go duration, default 0)
+//	SGTUNE_FAKE_TTFT, _ITL       time to first token, time between tokens (default 1ms)
+//	SGTUNE_FAKE_STREAM           normal (default) | stall | error | http500
+//	SGTUNE_FAKE_TOKENS_PER_CHUNK tokens per streamed chunk (default 1)
+package fakeserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// EnvSwitch is the variable that turns a test binary into the fake server.
+const EnvSwitch = "SGTUNE_FAKE_SERVER"
+
+// Enabled reports whether this process should act as the fake server.
+func Enabled() bool { return os.Getenv(EnvSwitch) != "" }
+
+// Command is the argv prefix that starts the fake server: this test binary.
+func Command() []string { return []string{os.Args[0]} }
+
+// Env returns the environment entries that select a mode, e.g.
+// Env("oom", nil) or Env("healthy", map[string]string{"SGTUNE_FAKE_TTFT": "5ms"}).
+func Env(mode string, extra map[string]string) []string {
+	env := []string{EnvSwitch + "=1", "SGTUNE_FAKE_MODE=" + mode}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func dur(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// Main runs the fake server and returns the process exit code.
+func Main() int {
+	mode := os.Getenv("SGTUNE_FAKE_MODE")
+	host, port := "127.0.0.1", "0"
+	args := os.Args[1:]
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--host":
+			host = args[i+1]
+		case "--port":
+			port = args[i+1]
+		case "--fake-mode":
+			mode = args[i+1]
+		}
+	}
+	fmt.Printf("fake sglang: mode=%q args=%q gpus=%q\n", mode, args, os.Getenv("CUDA_VISIBLE_DEVICES"))
+	switch mode {
+	case "crash":
+		time.Sleep(dur("SGTUNE_FAKE_STARTUP", 0))
+		fmt.Fprintln(os.Stderr, "Traceback (most recent call last):\nValueError: unsupported attention backend")
+		return 1
+	case "oom":
+		time.Sleep(dur("SGTUNE_FAKE_STARTUP", 0))
+		fmt.Fprintln(os.Stderr, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+		return 1
+	case "hang":
+		select {}
+	case "child":
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+	case "fork":
+		c := exec.Command(os.Args[0])
+		c.Env = append(os.Environ(), "SGTUNE_FAKE_MODE=child")
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fork:", err)
+			return 1
+		}
+		fmt.Printf("fake sglang: child pid %d\n", c.Process.Pid)
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		return 1
+	}
+	s := &server{mode: mode, ready: time.Now().Add(dur("SGTUNE_FAKE_STARTUP", 0)),
+		ttft: dur("SGTUNE_FAKE_TTFT", time.Millisecond), itl: dur("SGTUNE_FAKE_ITL", time.Millisecond),
+		stream: os.Getenv("SGTUNE_FAKE_STREAM"), perChunk: 1}
+	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FAKE_TOKENS_PER_CHUNK")); err == nil && n > 0 {
+		s.perChunk = n
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health_generate", s.health)
+	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/generate", s.generate)
+	mux.HandleFunc("/v1/completions", s.completions)
+	srv := &http.Server{Handler: mux}
+
+	term := make(chan os.Signal, 1)
+	if mode != "ignore-term" {
+		signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	}
+	go func() {
+		<-term
+		fmt.Println("fake sglang: SIGTERM, shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		os.Exit(0)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 1
+	}
+	return 0
+}
+
+type server struct {
+	mode      string
+	ready     time.Time
+	ttft, itl time.Duration
+	stream    string
+	perChunk  int
+	healthy   atomic.Bool
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.mode == "unhealthy":
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	case s.mode == "starting" || time.Now().Before(s.ready):
+		w.WriteHeader(http.StatusServiceUnavailable)
+	default:
+		if s.mode == "die-after-healthy" && s.healthy.Swap(true) == false {
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				fmt.Fprintln(os.Stderr, "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.")
+				os.Exit(3)
+			}()
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+type genRequest struct {
+	InputIDs       []int  `json:"input_ids"`
+	Text           string `json:"text"`
+	Prompt         any    `json:"prompt"`
+	MaxTokens      int    `json:"max_tokens"`
+	Stream         bool   `json:"stream"`
+	SamplingParams struct {
+		MaxNewTokens int `json:"max_new_tokens"`
+	} `json:"sampling_params"`
+	StreamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+func (s *server) begin(w http.ResponseWriter, r *http.Request) (genRequest, http.Flusher, bool) {
+	var req genRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, `{"object":"error","message":"bad json"}`, http.StatusBadRequest)
+		return req, nil, false
+	}
+	if s.stream == "http500" {
+		http.Error(w, `{"object":"error","message":"boom"}`, http.StatusInternalServerError)
+		return req, nil, false
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := w.(http.Flusher)
+	w.WriteHeader(http.StatusOK)
+	f.Flush()
+	select {
+	case <-time.After(s.ttft):
+	case <-r.Context().Done():
+		return req, nil, false
+	}
+	return req, f, true
+}
+
+func (s *server) generate(w http.ResponseWriter, r *http.Request) {
+	req, f, ok := s.begin(w, r)
+	if !ok {
+		return
+	}
+	prompt := len(req.InputIDs)
+	if prompt == 0 {
+		prompt = len(strings.Fields(req.Text))
+	}
+	n := req.SamplingParams.MaxNewTokens
+	text := ""
+	for done := 0; done < n; {
+		if done > 0 {
+			if !s.pause(r, done) {
+				return
+			}
+		}
+		if s.stream == "error" && done > 0 {
+			fmt.Fprint(w, "data: {\"error\": {\"message\": \"scheduler died\"}}\n\n")
+			f.Flush()
+			return
+		}
+		k := min(s.perChunk, n-done)
+		done += k
+		text += strings.Repeat("x", k)
+		finish := "null"
+		if done == n {
+			finish = fmt.Sprintf(`{"type":"length","length":%d}`, n)
+		}
+		fmt.Fprintf(w, "data: {\"text\":%q,\"meta_info\":{\"id\":\"r\",\"prompt_tokens\":%d,\"completion_tokens\":%d,\"finish_reason\":%s}}\n\n", text, prompt, done, finish)
+		f.Flush()
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	f.Flush()
+}
+
+// pause waits one inter-token gap; in stall mode the second chunk never comes.
+func (s *server) pause(r *http.Request, done int) bool {
+	d := s.itl
+	if s.stream == "stall" {
+		d = time.Hour
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (s *server) completions(w http.ResponseWriter, r *http.Request) {
+	req, f, ok := s.begin(w, r)
+	if !ok {
+		return
+	}
+	prompt := 0
+	switch p := req.Prompt.(type) {
+	case string:
+		prompt = len(strings.Fields(p))
+	case []any:
+		prompt = len(p)
+	}
+	n := req.MaxTokens
+	for done := 0; done < n; {
+		if done > 0 && !s.pause(r, done) {
+			return
+		}
+		k := min(s.perChunk, n-done)
+		done += k
+		finish := "null"
+		if done == n {
+			finish = `"length"`
+		}
+		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":%q,\"finish_reason\":%s}],\"usage\":null}\n\n", strings.Repeat("y", k), finish)
+		f.Flush()
+	}
+	if req.StreamOptions.IncludeUsage {
+		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n", prompt, n, prompt+n)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	f.Flush()
+}

@@ -1,0 +1,135 @@
+package packing
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestAllocate_prefers_aligned_contiguous(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		given    []int // GPUs already in use
+		want     int
+		expected []int
+	}{
+		{name: "empty host, 4", want: 4, expected: []int{0, 1, 2, 3}},
+		{name: "aligned pair over unaligned", given: []int{0}, want: 2, expected: []int{2, 3}},
+		{name: "aligned four", given: []int{1}, want: 4, expected: []int{4, 5, 6, 7}},
+		{name: "contiguous unaligned when no aligned", given: []int{0, 3, 4, 7}, want: 2, expected: []int{1, 2}},
+		{name: "scattered when no run", given: []int{1, 3, 5, 7}, want: 2, expected: []int{0, 2}},
+		{name: "single takes lowest", given: []int{0, 1}, want: 1, expected: []int{2}},
+		{name: "all eight", want: 8, expected: []int{0, 1, 2, 3, 4, 5, 6, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := NewAllocator([]int{0, 1, 2, 3, 4, 5, 6, 7})
+			for _, g := range tt.given {
+				a.inUse[g] = true
+			}
+			got, err := a.Allocate(tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.expected) {
+				t.Fatalf("Allocate(%d) = %v, want %v", tt.want, got, tt.expected)
+			}
+		})
+	}
+}
+
+func TestAllocate_not_enough_and_release(t *testing.T) {
+	t.Parallel()
+	a := NewAllocator([]int{0, 1})
+	g, _ := a.Allocate(2)
+	if _, err := a.Allocate(1); !errors.Is(err, ErrNotEnough) {
+		t.Fatalf("err = %v, want ErrNotEnough", err)
+	}
+	if err := a.Release(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(g); !errors.Is(err, ErrNotAllocated) {
+		t.Fatalf("double release err = %v", err)
+	}
+	if a.FreeCount() != 2 {
+		t.Fatalf("free = %d", a.FreeCount())
+	}
+}
+
+// No GPU is ever given to two trials, whatever the order of allocations and releases.
+func TestAllocate_never_shares_a_GPU(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	a := NewAllocator([]int{0, 1, 2, 3, 4, 5, 6, 7})
+	owner := map[int]int{} // gpu -> trial
+	held := map[int][]int{}
+	for trial := range 5000 {
+		if len(held) > 0 && rng.IntN(2) == 0 {
+			for id, g := range held { // release a random holder
+				if err := a.Release(g); err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range g {
+					delete(owner, x)
+				}
+				delete(held, id)
+				break
+			}
+			continue
+		}
+		n := []int{1, 2, 4, 8, 3}[rng.IntN(5)]
+		g, err := a.Allocate(n)
+		if errors.Is(err, ErrNotEnough) {
+			if a.FreeCount() >= n {
+				t.Fatalf("refused %d with %d free", n, a.FreeCount())
+			}
+			continue
+		}
+		if len(g) != n {
+			t.Fatalf("got %d GPUs, want %d", len(g), n)
+		}
+		for _, x := range g {
+			if o, ok := owner[x]; ok {
+				t.Fatalf("GPU %d given to trial %d while trial %d holds it", x, trial, o)
+			}
+			owner[x] = trial
+		}
+		held[trial] = g
+	}
+}
+
+func TestClaimable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		givenFree    int
+		givenTotal   int
+		givenSlots   int
+		givenPending []int
+		expected     []int
+	}{
+		{name: "largest first", givenFree: 8, givenTotal: 8, givenSlots: 8, givenPending: []int{1, 2, 4, 8}, expected: []int{8, 4, 2, 1}},
+		{name: "only fitting classes", givenFree: 3, givenTotal: 4, givenSlots: 4, givenPending: []int{1, 2}, expected: []int{2, 1}},
+		{name: "reserve for a waiting large trial", givenFree: 3, givenTotal: 8, givenSlots: 4, givenPending: []int{1, 2, 4}, expected: nil},
+		{name: "class beyond the host is not ours", givenFree: 3, givenTotal: 4, givenSlots: 4, givenPending: []int{1, 8}, expected: []int{1}},
+		{name: "nothing pending", givenFree: 8, givenTotal: 8, givenSlots: 8, expected: nil},
+		{name: "no slots", givenFree: 8, givenTotal: 8, givenSlots: 0, givenPending: []int{1}, expected: nil},
+		{name: "no free GPU", givenFree: 0, givenTotal: 8, givenSlots: 3, givenPending: []int{1}, expected: nil},
+		{name: "odd class fits", givenFree: 3, givenTotal: 4, givenSlots: 1, givenPending: []int{3}, expected: []int{3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pending := map[int]bool{}
+			for _, n := range tt.givenPending {
+				pending[n] = true
+			}
+			if got := Claimable(tt.givenFree, tt.givenTotal, tt.givenSlots, pending); !slices.Equal(got, tt.expected) {
+				t.Fatalf("Claimable = %v, want %v", got, tt.expected)
+			}
+		})
+	}
+}

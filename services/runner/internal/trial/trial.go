@@ -1,0 +1,378 @@
+// Package trial runs one trial end to end: launch the server on its GPUs,
+// wait for health, warm up and benchmark, stop, and build the
+// events.TrialResult. A server that fails (OOM, crash, hang, errors) yields a
+// FAILED result with a class and its log's tail: that is a result about the
+// config. Only infrastructure problems (the runner shutting down, a server
+// command that cannot be started at all) are returned as Go errors, so the
+// adapter can hand the trial back to the queue.
+package trial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/runner/internal/execbackend"
+	"github.com/sgtune/sgtune/services/runner/internal/gpu"
+	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
+	"github.com/sgtune/sgtune/services/runner/internal/sglang"
+)
+
+// Backends a trial can run on; the label goes into TrialResult.Backend.
+const (
+	BackendSGLang = "sglang"
+	BackendSim    = "sim"
+	BackendExec   = "exec"
+)
+
+// Default phase timeouts, used when the trial carries none.
+const (
+	DefaultStartupTimeout   = 10 * time.Minute
+	DefaultBenchmarkTimeout = 30 * time.Minute
+	DefaultShutdownTimeout  = 30 * time.Second
+)
+
+// LogTailBytes is how much of the server's log goes into a result.
+const LogTailBytes = 4 << 10
+
+// ErrInfrastructure marks errors that are not about the trial's config: the
+// trial should be handed back, not recorded.
+var ErrInfrastructure = errors.New("trial: infrastructure error")
+
+// Config holds what every trial of a runner shares.
+type Config struct {
+	// Backend is BackendSGLang, BackendSim or BackendExec.
+	Backend string
+	// ServerCommand starts the server (sglang and sim backends), e.g.
+	// ["python3", "-m", "sglang.launch_server"].
+	ServerCommand []string
+	// ServerEnv is added to the server's (or benchmark command's) environment.
+	ServerEnv []string
+	// BenchmarkCmd is the exec backend's command.
+	BenchmarkCmd []string
+	// LogDir keeps one log per trial: <LogDir>/<study>/trial-<n>.log.
+	LogDir string
+	// Runner and Host identify this runner in results.
+	Runner, Host string
+	// GPUModel names the host's GPUs in results.
+	GPUModel string
+	// Inventory, when set, is used to check that a stopped server released its
+	// GPUs' memory and, if it is a gpu.EnergyMeter, to measure energy.
+	Inventory gpu.Inventory
+	// Ports hands out server ports; nil uses a private set.
+	Ports *sglang.Ports
+	// IdleTimeout fails a benchmark request whose stream stalls this long.
+	IdleTimeout time.Duration
+	// MemoryReleaseTimeout bounds the wait for GPU memory after a stop (default 30 s).
+	MemoryReleaseTimeout time.Duration
+	// Logger receives warnings; lines carry study and trial.
+	Logger zerolog.Logger
+}
+
+// Executor runs trials. It is safe for concurrent use by several trials.
+type Executor struct {
+	cfg   Config
+	ports *sglang.Ports
+}
+
+// New checks cfg and returns an executor.
+func New(cfg Config) (*Executor, error) {
+	switch cfg.Backend {
+	case BackendSGLang, BackendSim:
+		if len(cfg.ServerCommand) == 0 {
+			return nil, fmt.Errorf("trial: backend %s needs a server command", cfg.Backend)
+		}
+	case BackendExec:
+		if len(cfg.BenchmarkCmd) == 0 {
+			return nil, fmt.Errorf("trial: backend exec needs a benchmark command")
+		}
+	default:
+		return nil, fmt.Errorf("trial: unknown backend %q", cfg.Backend)
+	}
+	if cfg.LogDir == "" {
+		return nil, fmt.Errorf("trial: no log directory")
+	}
+	if cfg.MemoryReleaseTimeout <= 0 {
+		cfg.MemoryReleaseTimeout = 30 * time.Second
+	}
+	ports := cfg.Ports
+	if ports == nil {
+		ports = &sglang.Ports{}
+	}
+	return &Executor{cfg: cfg, ports: ports}, nil
+}
+
+// ProgressFunc receives phase changes (events.Phase*) with a short message.
+// It must not block for long.
+type ProgressFunc = func(phase, message string)
+
+// Run executes trial q on gpus. It returns the result, or an error wrapping
+// ErrInfrastructure or ctx's error when the trial must be handed back.
+func (e *Executor) Run(ctx context.Context, q events.TrialQueued, gpus []int, progress ProgressFunc) (events.TrialResult, error) {
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	log := e.cfg.Logger.With().Str("study", q.Study).Int("trial", q.Trial).Logger()
+	res := events.TrialResult{
+		Params: q.Params, Runner: e.cfg.Runner, Host: e.cfg.Host, GPUs: gpus,
+		GPUModel: e.cfg.GPUModel, Backend: e.cfg.Backend, StartedAt: time.Now().UTC(),
+		Metrics: map[string]float64{}, Units: map[string]string{},
+	}
+	var err error
+	if e.cfg.Backend == BackendExec {
+		err = e.runExec(ctx, q, gpus, &res, progress)
+	} else {
+		err = e.runServer(ctx, q, gpus, &res, progress, log)
+	}
+	if err != nil {
+		return events.TrialResult{}, err
+	}
+	res.FinishedAt = time.Now().UTC()
+	res.Envelope = events.NewEnvelope(events.TypeTrialResult, q.Study, q.Trial, res.FinishedAt)
+	if res.State == "" {
+		res.State = events.StateComplete
+	}
+	if len(res.Metrics) == 0 {
+		res.Metrics, res.Units = nil, nil
+	}
+	return res, nil
+}
+
+func timeouts(q events.TrialQueued) (startup, bench, shutdown time.Duration) {
+	startup, bench, shutdown = q.Timeouts.Startup.D(), q.Timeouts.Benchmark.D(), q.Timeouts.Shutdown.D()
+	if startup <= 0 {
+		startup = DefaultStartupTimeout
+	}
+	if bench <= 0 {
+		bench = DefaultBenchmarkTimeout
+	}
+	if shutdown <= 0 {
+		shutdown = DefaultShutdownTimeout
+	}
+	return
+}
+
+func fail(res *events.TrialResult, class, reason string) {
+	res.State, res.FailureClass, res.Reason = events.StateFailed, class, reason
+}
+
+func (e *Executor) logPath(q events.TrialQueued) string {
+	return filepath.Join(e.cfg.LogDir, q.Study, "trial-"+strconv.Itoa(q.Trial)+".log")
+}
+
+func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []int, res *events.TrialResult, progress ProgressFunc, log zerolog.Logger) error {
+	startupTO, benchTO, shutdownTO := timeouts(q)
+	port, err := e.ports.Pick()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInfrastructure, err)
+	}
+	defer e.ports.Release(port)
+	progress(events.PhaseLaunching, fmt.Sprintf("port %d, GPUs %v", port, gpus))
+	srv, err := sglang.Launch(ctx, sglang.LaunchSpec{
+		Command: e.cfg.ServerCommand, Args: q.ServerArgs, Port: port, GPUs: gpus,
+		Env: e.cfg.ServerEnv, LogPath: e.logPath(q),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: launch server: %v", ErrInfrastructure, err)
+	}
+	res.LaunchCommand = srv.Argv()
+	res.LogRef = srv.LogPath()
+	// Whatever happens next, the server is stopped and its GPUs checked.
+	defer func() {
+		progress(events.PhaseStopping, "")
+		if err := srv.Stop(shutdownTO); err != nil {
+			log.Error().Err(err).Int("pgid", srv.PGID()).Msg("server process group survived stop")
+		}
+		res.LogTail = srv.Tail(LogTailBytes)
+		e.waitMemoryReleased(gpus, log)
+	}()
+
+	startup, err := srv.WaitHealthy(ctx, startupTO)
+	if err != nil {
+		if f, ok := sglang.AsFailure(err); ok {
+			fail(res, f.Class, f.Reason)
+			return nil
+		}
+		return err // ctx cancelled: hand back
+	}
+	res.Metrics["startup_seconds"], res.Units["startup_seconds"] = startup.Seconds(), "s"
+	progress(events.PhaseHealthy, fmt.Sprintf("healthy after %.1fs", startup.Seconds()))
+
+	progress(events.PhaseBenchmarking, "")
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-srv.Exited():
+			cancel() // a dead server ends the benchmark at once
+		case <-bctx.Done():
+		}
+	}()
+	energy := e.energyStart(gpus)
+	out, berr := loadgen.Run(bctx, loadgen.Options{
+		BaseURL: srv.URL(), Workload: q.Workload, Model: modelName(q.ServerArgs),
+		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout,
+	})
+	if berr != nil && ctx.Err() == nil {
+		// Requests failing together often means the server is dying: give the
+		// exit a moment to be seen so it is classified as oom/crash.
+		select {
+		case <-srv.Exited():
+		case <-time.After(time.Second):
+		}
+	}
+	if f := srv.ExitFailure(); f != nil {
+		fail(res, f.Class, f.Reason+" during the benchmark")
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch {
+	case errors.Is(berr, loadgen.ErrTimeout):
+		fail(res, events.FailTimeout, berr.Error())
+		return nil
+	case berr != nil:
+		hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+		healthy := srv.Healthy(hctx)
+		hcancel()
+		if !healthy {
+			fail(res, events.FailUnhealthy, "server stopped answering during the benchmark: "+berr.Error())
+		} else {
+			fail(res, events.FailBenchError, berr.Error())
+		}
+		return nil
+	}
+	for k, v := range out.Metrics {
+		res.Metrics[k] = v
+	}
+	for k, v := range out.Units {
+		res.Units[k] = v
+	}
+	e.energyEnd(energy, gpus, res)
+	return nil
+}
+
+// modelName picks the name to send as "model" to /v1/completions.
+func modelName(args []string) string {
+	name := ""
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--served-model-name":
+			return args[i+1]
+		case "--model-path", "--model":
+			name = args[i+1]
+		}
+	}
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+func (e *Executor) runExec(ctx context.Context, q events.TrialQueued, gpus []int, res *events.TrialResult, progress ProgressFunc) error {
+	_, benchTO, _ := timeouts(q)
+	res.LaunchCommand = append([]string(nil), e.cfg.BenchmarkCmd...)
+	env := append([]string(nil), e.cfg.ServerEnv...)
+	if len(gpus) > 0 {
+		env = append(env, "CUDA_VISIBLE_DEVICES="+sglang.JoinInts(gpus))
+	}
+	progress(events.PhaseBenchmarking, "")
+	out, err := execbackend.Run(ctx, e.cfg.BenchmarkCmd, env,
+		execbackend.Input{Study: q.Study, Trial: q.Trial, Params: q.Params, GPUs: gpus}, benchTO)
+	var f *execbackend.Failure
+	switch {
+	case errors.As(err, &f):
+		fail(res, f.Class, f.Reason)
+		res.LogTail = sglang.TailString([]byte(f.Reason), LogTailBytes)
+		return nil
+	case errors.Is(err, execbackend.ErrNoCommand):
+		return fmt.Errorf("%w: %v", ErrInfrastructure, err)
+	case err != nil:
+		return err
+	}
+	res.Metrics, res.Units = out.Metrics, out.Units
+	res.LogTail = sglang.TailString([]byte(out.Stderr), LogTailBytes)
+	if path := e.logPath(q); os.MkdirAll(filepath.Dir(path), 0o755) == nil &&
+		os.WriteFile(path, []byte(out.Stderr), 0o644) == nil {
+		res.LogRef = path
+	}
+	return nil
+}
+
+// waitMemoryReleased polls the inventory until the trial's GPUs use less than
+// a small residue, so the next trial does not OOM on memory still held.
+func (e *Executor) waitMemoryReleased(gpus []int, log zerolog.Logger) {
+	if e.cfg.Inventory == nil {
+		return
+	}
+	const residue = 1 << 30 // the driver and other tenants hold a little
+	deadline := time.Now().Add(e.cfg.MemoryReleaseTimeout)
+	for {
+		busy := -1
+		for _, g := range gpus {
+			if used, err := e.cfg.Inventory.MemoryUsed(g); err == nil && used > residue {
+				busy = g
+				break
+			}
+		}
+		if busy < 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn().Int("gpu", busy).Dur("waited", e.cfg.MemoryReleaseTimeout).Msg("GPU memory not released after the server stopped")
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+type energyReading struct {
+	meter gpu.EnergyMeter
+	start map[int]uint64
+}
+
+func (e *Executor) energyStart(gpus []int) *energyReading {
+	m, ok := e.cfg.Inventory.(gpu.EnergyMeter)
+	if !ok {
+		return nil
+	}
+	r := &energyReading{meter: m, start: map[int]uint64{}}
+	for _, g := range gpus {
+		v, err := m.EnergyMillijoules(g)
+		if err != nil {
+			return nil // not supported on this GPU: no energy metric
+		}
+		r.start[g] = v
+	}
+	return r
+}
+
+func (e *Executor) energyEnd(r *energyReading, gpus []int, res *events.TrialResult) {
+	if r == nil {
+		return
+	}
+	var mj uint64
+	for _, g := range gpus {
+		v, err := r.meter.EnergyMillijoules(g)
+		if err != nil || v < r.start[g] {
+			return
+		}
+		mj += v - r.start[g]
+	}
+	joules := float64(mj) / 1000
+	res.Metrics["energy_joules"], res.Units["energy_joules"] = joules, "J"
+	if tok := res.Metrics["total_output_tokens"]; tok > 0 {
+		res.Metrics["energy_per_output_token"], res.Units["energy_per_output_token"] = joules/tok, "J/tok"
+	}
+}

@@ -1,0 +1,181 @@
+package trial
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
+)
+
+func TestMain(m *testing.M) {
+	if fakeserver.Enabled() {
+		os.Exit(fakeserver.Main())
+	}
+	os.Exit(m.Run())
+}
+
+func queued(trial int) events.TrialQueued {
+	return events.TrialQueued{
+		Envelope:   events.NewEnvelope(events.TypeTrialQueued, "s1", trial, time.Now()),
+		Params:     events.Params{"tp_size": 2.0},
+		GPUs:       2,
+		ServerArgs: []string{"--model-path", "fake/model", "--tp-size", "2"},
+		Workload: events.Workload{Backend: "sglang", Dataset: "random-ids", NumPrompts: 6, RandomInputLen: 16,
+			RandomOutputLen: 4, RandomRangeRatio: 1, MaxConcurrency: 2, WarmupRequests: 1, Seed: 3, IgnoreEOS: true},
+		Timeouts: events.Timeouts{Startup: events.Duration(10 * time.Second), Benchmark: events.Duration(20 * time.Second),
+			Shutdown: events.Duration(time.Second)},
+	}
+}
+
+type phases struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *phases) record(phase, _ string) { p.mu.Lock(); p.got = append(p.got, phase); p.mu.Unlock() }
+
+func newExec(t *testing.T, mode string, extra map[string]string) *Executor {
+	t.Helper()
+	e, err := New(Config{
+		Backend: BackendSim, ServerCommand: fakeserver.Command(), ServerEnv: fakeserver.Env(mode, extra),
+		LogDir: t.TempDir(), Runner: "r1", Host: "h", GPUModel: "H100",
+		IdleTimeout: 500 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestRun_complete(t *testing.T) {
+	t.Parallel()
+	e := newExec(t, "healthy", nil)
+	var p phases
+	res, err := e.Run(context.Background(), queued(4), []int{2, 3}, p.record)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.State != events.StateComplete {
+		t.Fatalf("state %s: %s %s\n%s", res.State, res.FailureClass, res.Reason, res.LogTail)
+	}
+	if res.Type != events.TypeTrialResult || res.Study != "s1" || res.Trial != 4 || res.ID != events.MsgID(events.TypeTrialResult, "s1", 4) {
+		t.Fatalf("envelope = %+v", res.Envelope)
+	}
+	if res.Metrics["completed"] != 6 || res.Metrics["startup_seconds"] <= 0 || res.Units["mean_ttft_ms"] != "ms" || res.Units["startup_seconds"] != "s" {
+		t.Fatalf("metrics = %v units = %v", res.Metrics, res.Units)
+	}
+	if !slices.Contains(res.LaunchCommand, "--port") || !slices.Contains(res.LaunchCommand, "--tp-size") || res.Backend != "sim" {
+		t.Fatalf("launch command = %v", res.LaunchCommand)
+	}
+	log, err := os.ReadFile(res.LogRef)
+	if err != nil || !strings.Contains(string(log), `gpus="2,3"`) || !strings.Contains(res.LogTail, "fake sglang") {
+		t.Fatalf("log %q (%v), tail %q", log, err, res.LogTail)
+	}
+	want := []string{events.PhaseLaunching, events.PhaseHealthy, events.PhaseBenchmarking, events.PhaseStopping}
+	if !slices.Equal(p.got, want) {
+		t.Fatalf("phases = %v, want %v", p.got, want)
+	}
+}
+
+func TestRun_failed_results(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		givenMode     string
+		givenExtra    map[string]string
+		givenStartup  time.Duration
+		expectedClass string
+	}{
+		{name: "oom at startup", givenMode: "oom", expectedClass: events.FailOOM},
+		{name: "crash at startup", givenMode: "crash", expectedClass: events.FailCrash},
+		{name: "never healthy", givenMode: "starting", givenStartup: 500 * time.Millisecond, expectedClass: events.FailTimeout},
+		{name: "dies during benchmark", givenMode: "die-after-healthy", givenExtra: map[string]string{"SGTUNE_FAKE_ITL": "100ms"}, expectedClass: events.FailOOM},
+		{name: "stream stalls", givenMode: "healthy", givenExtra: map[string]string{"SGTUNE_FAKE_STREAM": "stall"}, expectedClass: events.FailBenchError},
+		{name: "stream errors", givenMode: "healthy", givenExtra: map[string]string{"SGTUNE_FAKE_STREAM": "error"}, expectedClass: events.FailBenchError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newExec(t, tt.givenMode, tt.givenExtra)
+			q := queued(1)
+			if tt.givenStartup > 0 {
+				q.Timeouts.Startup = events.Duration(tt.givenStartup)
+			}
+			res, err := e.Run(context.Background(), q, []int{0}, nil)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.State != events.StateFailed || res.FailureClass != tt.expectedClass {
+				t.Fatalf("state %s class %q reason %q, want failed %q\n%s", res.State, res.FailureClass, res.Reason, tt.expectedClass, res.LogTail)
+			}
+			if res.Reason == "" || res.LogRef == "" || res.LogTail == "" {
+				t.Fatalf("reason %q logref %q tail %q", res.Reason, res.LogRef, res.LogTail)
+			}
+		})
+	}
+}
+
+func TestRun_cancel_hands_back(t *testing.T) {
+	t.Parallel()
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_ITL": "200ms"})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(400 * time.Millisecond); cancel() }()
+	_, err := e.Run(ctx, queued(2), []int{0}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestRun_unstartable_command_is_infrastructure(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Backend: BackendSGLang, ServerCommand: []string{"/nonexistent/python3"}, LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(context.Background(), queued(3), []int{0}, nil); !errors.Is(err, ErrInfrastructure) {
+		t.Fatalf("err = %v, want ErrInfrastructure", err)
+	}
+}
+
+func TestRun_exec_backend(t *testing.T) {
+	t.Parallel()
+	ok, err := New(Config{Backend: BackendExec, LogDir: t.TempDir(),
+		BenchmarkCmd: []string{"sh", "-c", `cat >/dev/null; echo "gpus=$CUDA_VISIBLE_DEVICES" >&2; echo '{"ttft":0.5,"tps":900}'`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ok.Run(context.Background(), queued(5), []int{1}, nil)
+	if err != nil || res.State != events.StateComplete || res.Metrics["mean_ttft_ms"] != 500 || res.Metrics["tps"] != 900 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	if !strings.Contains(res.LogTail, "gpus=1") || res.Backend != "exec" {
+		t.Fatalf("tail %q backend %q", res.LogTail, res.Backend)
+	}
+	bad, _ := New(Config{Backend: BackendExec, LogDir: t.TempDir(), BenchmarkCmd: []string{"sh", "-c", "echo nope >&2; exit 2"}})
+	res, err = bad.Run(context.Background(), queued(6), []int{1}, nil)
+	if err != nil || res.State != events.StateFailed || res.FailureClass != events.FailCrash || !strings.Contains(res.Reason, "nope") {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+}
+
+func TestModelName(t *testing.T) {
+	t.Parallel()
+	if got := modelName([]string{"--model-path", "m/a", "--served-model-name", "x"}); got != "x" {
+		t.Fatal(got)
+	}
+	if got := modelName([]string{"--model-path", "m/a"}); got != "m/a" {
+		t.Fatal(got)
+	}
+	if got := modelName(nil); got != "default" {
+		t.Fatal(got)
+	}
+}
