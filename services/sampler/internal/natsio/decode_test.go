@@ -1,0 +1,83 @@
+package natsio
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/sampler/internal/sampling"
+)
+
+func TestDecodeOutcome(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(0, 0)
+	env := func(typ string) events.Envelope { return events.NewEnvelope(typ, "s", 3, now) }
+	one := 1
+	tests := []struct {
+		name      string
+		given     any
+		expected  sampling.Outcome
+		withError error
+	}{
+		{
+			name:     "completed",
+			given:    events.TrialResult{Envelope: env(events.TypeTrialResult), State: events.StateComplete, Metrics: map[string]float64{"m": 2}},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Completed, Metrics: map[string]float64{"m": 2}},
+		},
+		{
+			name:     "failed",
+			given:    events.TrialResult{Envelope: env(events.TypeTrialResult), State: events.StateFailed, FailureClass: events.FailOOM},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Failed, FailureClass: events.FailOOM},
+		},
+		{
+			name: "rejected",
+			given: events.CandidateRejected{Envelope: env(events.TypeCandidateRejected), Params: events.Params{"tp_size": 8},
+				Rejections: []events.Rejection{{Rule: "seed.gpu_count"}, {Rule: "seed.pp_dp_cap"}}},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Rejected, Rules: []string{"seed.gpu_count", "seed.pp_dp_cap"},
+				Params: events.Params{"tp_size": float64(8)}},
+		},
+		{
+			name:     "duplicate",
+			given:    events.CandidateRejected{Envelope: env(events.TypeCandidateRejected), DuplicateOf: &one},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Duplicate},
+		},
+		{
+			name:      "unknown result state",
+			given:     events.TrialResult{Envelope: env(events.TypeTrialResult), State: "WEIRD"},
+			withError: events.ErrMalformed,
+		},
+		{
+			name:      "not an outcome",
+			given:     events.CandidateProposed{Envelope: env(events.TypeCandidateProposed)},
+			withError: events.ErrUnknownType,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			data, err := json.Marshal(tc.given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeOutcome(data)
+			if tc.withError != nil {
+				if !errors.Is(err, tc.withError) {
+					t.Fatalf("error %v, want %v", err, tc.withError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.expected) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.expected)
+			}
+		})
+	}
+	if _, err := DecodeOutcome([]byte("{not json")); !errors.Is(err, events.ErrMalformed) {
+		t.Fatalf("garbage: %v", err)
+	}
+}

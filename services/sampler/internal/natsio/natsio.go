@@ -1,0 +1,235 @@
+// Package natsio is the sampler's NATS adapter: it reads the study's record
+// (proposals and outcomes) from JetStream, publishes proposals, keeps the
+// study's entry in the sgtune_studies bucket and reads the fleet's capacity.
+// It maps wire events (pkg/events) to the sampling domain's types.
+package natsio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
+	"github.com/sgtune/sgtune/services/sampler/internal/sampling"
+)
+
+// Bus is the sampler's view of NATS for one study.
+type Bus struct {
+	js     jetstream.JetStream
+	study  string
+	states jetstream.KeyValue
+	log    zerolog.Logger
+	epoch  string
+}
+
+// New opens the study's bucket. js must be provisioned (natsx.EnsureTopology).
+func New(ctx context.Context, js jetstream.JetStream, study string, logger zerolog.Logger) (*Bus, error) {
+	if js == nil {
+		panic("natsio.New: nil JetStream")
+	}
+	if err := events.ValidateStudyName(study); err != nil {
+		return nil, err
+	}
+	kv, err := natsx.KV(ctx, js, events.BucketStudies)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", events.BucketStudies, err)
+	}
+	return &Bus{js: js, study: study, states: kv, log: logger}, nil
+}
+
+// SetEpoch names this incarnation of the study (its start time), used to
+// tell its message ids from those of a purged earlier incarnation.
+func (b *Bus) SetEpoch(startedAt time.Time) {
+	b.epoch = strconv.FormatInt(startedAt.UnixNano(), 36)
+}
+
+// Purge removes everything stored about the study (a fresh start).
+func (b *Bus) Purge(ctx context.Context) error { return natsx.PurgeStudy(ctx, b.js, b.study) }
+
+// Proposals replays every proposal of the study stored in the candidates
+// stream. A message that does not decode is logged and skipped: it cannot
+// be repaired, and its trial number is still reserved by any outcome that
+// names it.
+func (b *Bus) Proposals(ctx context.Context) ([]sampling.Proposal, error) {
+	var out []sampling.Proposal
+	err := natsx.Replay(ctx, b.js, events.StreamCandidates, events.CandidatesOfStudy(b.study), func(data []byte, meta natsx.Meta) error {
+		p, err := DecodeProposal(data)
+		if err != nil {
+			b.log.Error().Err(err).Str("subject", meta.Subject).Uint64("stream_seq", meta.StreamSeq).Msg("skipping an undecodable proposal")
+			return nil
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay proposals: %w", err)
+	}
+	return out, nil
+}
+
+// TailOutcomes delivers every stored outcome of the study, calls onCaughtUp
+// once the stored ones are delivered, then delivers new ones until ctx is
+// done (it then returns nil). onOutcome runs on Tail's goroutine; an
+// undecodable outcome is logged and skipped.
+func (b *Bus) TailOutcomes(ctx context.Context, onOutcome func(sampling.Outcome), onCaughtUp func()) error {
+	err := natsx.Tail(ctx, b.js, events.StreamOutcomes, events.OutcomesOfStudy(b.study), func(data []byte, meta natsx.Meta) error {
+		o, err := DecodeOutcome(data)
+		if err != nil {
+			b.log.Error().Err(err).Str("subject", meta.Subject).Uint64("stream_seq", meta.StreamSeq).Msg("skipping an undecodable outcome")
+			return nil
+		}
+		onOutcome(o)
+		return nil
+	}, onCaughtUp)
+	if err != nil {
+		return fmt.Errorf("tail outcomes: %w", err)
+	}
+	return nil
+}
+
+// PublishProposal publishes p as CandidateProposed on its per-trial subject
+// with the deterministic Nats-Msg-Id of (type, study, trial), so a retried
+// publish is dropped by the server. It retries transient failures with a
+// backoff until ctx is done.
+func (b *Bus) PublishProposal(ctx context.Context, p sampling.Proposal, now time.Time) error {
+	ev := events.CandidateProposed{
+		Envelope: events.NewEnvelope(events.TypeCandidateProposed, b.study, p.Trial, now),
+		Params:   p.Params,
+		Sampler:  p.Sampler,
+	}
+	subject := events.CandidateSubject(b.study, p.Trial)
+	for attempt := uint64(1); ; attempt++ {
+		ack, err := natsx.Publish(ctx, b.js, subject, ev)
+		if err == nil && ack.Duplicate {
+			// Usually our own retry: the subject holds the proposal. But the
+			// server also remembers ids of messages purged by a fresh start
+			// (for the stream's duplicate window), and then the subject is
+			// empty: publish again under an id unique to this incarnation of
+			// the study (its start time), still deterministic for retries.
+			_, found, lerr := natsx.LastOnSubject(ctx, b.js, events.StreamCandidates, subject)
+			if lerr == nil && !found && b.epoch != "" && !strings.HasSuffix(ev.ID, b.epoch) {
+				b.log.Info().Int("trial", p.Trial).Msg("proposal id remembered from before a purge; publishing under a new id")
+				ev.ID += "@" + b.epoch
+				continue
+			}
+			err = lerr
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := natsx.Backoff(attempt)
+		b.log.Warn().Err(err).Int("trial", p.Trial).Dur("retry_in", d).Msg("publish proposal failed, retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// UpdateState applies fn to the study's StudyState with compare-and-swap.
+func (b *Bus) UpdateState(ctx context.Context, fn func(st *events.StudyState, exists bool) error) (events.StudyState, error) {
+	st, err := natsx.UpdateJSON(ctx, b.states, b.study, fn)
+	if err != nil {
+		return st, fmt.Errorf("update study state: %w", err)
+	}
+	return st, nil
+}
+
+// State reads the study's StudyState; exists is false when there is none.
+func (b *Bus) State(ctx context.Context) (st events.StudyState, exists bool, err error) {
+	st, _, err = natsx.GetJSON[events.StudyState](ctx, b.states, b.study)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return events.StudyState{}, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read study state: %w", err)
+	}
+	return st, true, nil
+}
+
+// FleetCapacity is the sum of the trial slots of the live runners (0 when
+// none is alive).
+func (b *Bus) FleetCapacity(ctx context.Context) (slots, runners int, err error) {
+	rs, err := natsx.LiveRunners(ctx, b.js)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read fleet: %w", err)
+	}
+	for _, r := range rs {
+		slots += max(r.Slots, 0)
+	}
+	return slots, len(rs), nil
+}
+
+// DecodeProposal decodes a CandidateProposed.
+func DecodeProposal(data []byte) (sampling.Proposal, error) {
+	ev, err := events.Decode[events.CandidateProposed](data, events.TypeCandidateProposed)
+	if err != nil {
+		return sampling.Proposal{}, err
+	}
+	return sampling.Proposal{Trial: ev.Trial, Params: ev.Params, Sampler: ev.Sampler}, nil
+}
+
+// DecodeOutcome decodes an outcome message, dispatching on its type: a
+// CandidateRejected (a Duplicate when DuplicateOf is set) or a TrialResult
+// (COMPLETE, FAILED; REJECTED is read as a rejection).
+func DecodeOutcome(data []byte) (sampling.Outcome, error) {
+	head, err := events.PeekEnvelope(data)
+	if err != nil {
+		return sampling.Outcome{}, err
+	}
+	switch head.Type {
+	case events.TypeCandidateRejected:
+		ev, err := events.Decode[events.CandidateRejected](data, events.TypeCandidateRejected)
+		if err != nil {
+			return sampling.Outcome{}, err
+		}
+		return OutcomeFromRejection(ev), nil
+	case events.TypeTrialResult:
+		ev, err := events.Decode[events.TrialResult](data, events.TypeTrialResult)
+		if err != nil {
+			return sampling.Outcome{}, err
+		}
+		return OutcomeFromResult(ev)
+	default:
+		return sampling.Outcome{}, fmt.Errorf("%w: %q on the outcomes stream", events.ErrUnknownType, head.Type)
+	}
+}
+
+// OutcomeFromRejection maps a validator verdict.
+func OutcomeFromRejection(ev events.CandidateRejected) sampling.Outcome {
+	o := sampling.Outcome{Trial: ev.Trial, Kind: sampling.Rejected, Params: ev.Params}
+	if ev.DuplicateOf != nil {
+		o.Kind = sampling.Duplicate
+	}
+	for _, r := range ev.Rejections {
+		o.Rules = append(o.Rules, r.Rule)
+	}
+	return o
+}
+
+// OutcomeFromResult maps a runner's result.
+func OutcomeFromResult(ev events.TrialResult) (sampling.Outcome, error) {
+	o := sampling.Outcome{Trial: ev.Trial, Params: ev.Params, Metrics: ev.Metrics}
+	switch ev.State {
+	case events.StateComplete:
+		o.Kind = sampling.Completed
+	case events.StateFailed:
+		o.Kind = sampling.Failed
+		o.FailureClass = ev.FailureClass
+	case events.StateRejected:
+		o.Kind = sampling.Rejected
+	default:
+		return o, fmt.Errorf("%w: trial %d has result state %q", events.ErrMalformed, ev.Trial, ev.State)
+	}
+	return o, nil
+}

@@ -1,0 +1,68 @@
+package sampling
+
+import (
+	"testing"
+
+	"github.com/sgtune/sgtune/pkg/study"
+)
+
+// studyWith returns a seed-space study with n benchmarked trials.
+func studyWith(b *testing.B, algo string, n int) (*Study, []Proposal, []Outcome) {
+	b.Helper()
+	sp := study.Default()
+	sp.Sampler.Algorithm = algo
+	sp.NTrials = 100 * n
+	s, err := NewStudy(sp, Options{Algorithm: AlgoRandom})
+	if err != nil {
+		b.Fatal(err)
+	}
+	props, err := s.Propose(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outs []Outcome
+	for i, p := range props {
+		o := Outcome{Trial: p.Trial, Kind: Completed, Metrics: map[string]float64{
+			"mean_ttft_ms": float64((i * 7919) % 1000), "output_throughput": float64((i * 104729) % 5000)}}
+		if i%4 == 0 {
+			o = Outcome{Trial: p.Trial, Kind: Rejected, Rules: []string{"seed.gpu_count"}}
+		}
+		outs = append(outs, o)
+		if err := s.Tell(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.algo = algo
+	return s, props, outs
+}
+
+// BenchmarkPropose1000 is one proposal with 1,000 finished trials (target ≤ 50 ms).
+func BenchmarkPropose1000(b *testing.B) {
+	for _, algo := range []string{AlgoMOTPE, AlgoNSGA2} {
+		b.Run(algo, func(b *testing.B) {
+			s, _, _ := studyWith(b, algo, 1000)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Propose(1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRestore10000 rebuilds a 10,000-trial study (target ≤ 2 s with the replay).
+func BenchmarkRestore10000(b *testing.B) {
+	_, props, outs := studyWith(b, AlgoRandom, 10000)
+	sp := study.Default()
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := NewStudy(sp, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Restore(props, outs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

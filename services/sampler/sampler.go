@@ -1,0 +1,363 @@
+// Package sampler is sgtune's sampler service: it owns a study, numbers its
+// trials, proposes configurations (MOTPE by default, NSGA-II or random) and
+// learns from every outcome, keeping no more trials in flight than the
+// fleet can run.
+//
+// Consumes (no durable consumer: ordered replays, so its state is rebuilt
+// from the streams on every start):
+//
+//	SGTUNE_CANDIDATES  sgtune.candidates.<study>.*   its own earlier proposals (replayed once at start)
+//	SGTUNE_OUTCOMES    sgtune.outcomes.<study>.*     CandidateRejected and TrialResult (replayed, then followed)
+//	KV sgtune_fleet                                   live runners' Slots (capacity, when MaxInFlight is 0)
+//
+// Produces:
+//
+//	SGTUNE_CANDIDATES  sgtune.candidates.<study>.<trial>  CandidateProposed, Nats-Msg-Id "candidate.proposed:<study>:<trial>"
+//	KV sgtune_studies  key <study>                        StudyState: spec, status, counters, stop reason
+//
+// Run returns nil when the study is complete (n_trials benchmarked, time
+// budget, hypervolume plateau, space exhausted or proposal limit, and
+// nothing in flight) or when ctx is cancelled. The sampler is a singleton
+// per study.
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
+	"github.com/sgtune/sgtune/pkg/study"
+	"github.com/sgtune/sgtune/services/sampler/internal/natsio"
+	"github.com/sgtune/sgtune/services/sampler/internal/sampling"
+	"golang.org/x/sync/errgroup"
+)
+
+// Run runs the study described by cfg until it is complete or ctx is done.
+func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("sampler config: %w", err)
+	}
+	spec := effectiveSpec(cfg)
+	log := logger.With().Str("service", "sampler").Str("study", spec.StudyName).Logger()
+
+	nc, js, err := natsx.Connect(ctx, cfg.NATS, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sampler: connect: %w", err)
+	}
+	defer drain(nc, log)
+	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: cfg.Replicas}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sampler: provision: %w", err)
+	}
+	bus, err := natsio.New(ctx, js, spec.StudyName, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sampler: %w", err)
+	}
+	if cfg.Fresh {
+		if err := bus.Purge(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("sampler: fresh start: %w", err)
+		}
+		log.Info().Msg("purged the study's stored state (fresh start)")
+	}
+	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log}).run(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil
+	}
+	return err
+}
+
+// effectiveSpec applies the config's overrides to the spec, so the spec
+// stored in the study's KV entry is the one really run.
+func effectiveSpec(cfg Config) study.Spec {
+	s := cfg.Spec
+	if cfg.NTrials > 0 {
+		s.NTrials = cfg.NTrials
+	}
+	if cfg.Algorithm != "" {
+		s.Sampler.Algorithm = cfg.Algorithm
+	}
+	if cfg.Seed != nil {
+		s.Sampler.Seed = *cfg.Seed
+	}
+	return s
+}
+
+// drain flushes and closes the connection, waiting a few seconds at most.
+func drain(nc *nats.Conn, log zerolog.Logger) {
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !nc.IsClosed() {
+		log.Warn().Msg("connection did not drain in time; closing")
+		nc.Close()
+	}
+}
+
+// loop is one run of the study: restore, then propose and tell until done.
+type loop struct {
+	cfg       Config
+	spec      study.Spec
+	bus       *natsio.Bus
+	log       zerolog.Logger
+	st        *sampling.Study
+	specJSON  []byte
+	startedAt time.Time
+	capacity  int
+	runners   int
+	synced    sampling.Counters // counters last written to the study's KV entry
+	wrote     bool
+}
+
+func (l *loop) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	outs := make(chan sampling.Outcome, 256)
+	caught := make(chan struct{})
+	g.Go(func() error {
+		return l.bus.TailOutcomes(gctx, func(o sampling.Outcome) {
+			select {
+			case outs <- o:
+			case <-gctx.Done():
+			}
+		}, func() { close(caught) })
+	})
+	g.Go(func() error {
+		// The study's end ends the tail too.
+		defer cancel()
+		return l.main(gctx, outs, caught)
+	})
+	return g.Wait()
+}
+
+func (l *loop) main(ctx context.Context, outs <-chan sampling.Outcome, caught <-chan struct{}) error {
+	if err := l.restore(ctx, outs, caught); err != nil {
+		return err
+	}
+	tick := time.NewTicker(l.cfg.FleetPoll)
+	defer tick.Stop()
+	l.refreshCapacity(ctx)
+	for {
+		now := time.Now()
+		done, reason := l.st.Done(now)
+		if done && l.st.Counters().InFlight == 0 {
+			return l.complete(ctx, reason)
+		}
+		if !done {
+			if err := l.propose(ctx, now); err != nil {
+				return err
+			}
+		}
+		l.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case o := <-outs:
+			l.tell(o)
+			// Take whatever else has arrived before proposing again.
+			for more := true; more; {
+				select {
+				case o := <-outs:
+					l.tell(o)
+				default:
+					more = false
+				}
+			}
+		case <-tick.C:
+			l.refreshCapacity(ctx)
+		}
+	}
+}
+
+// restore rebuilds the study from the streams: every stored proposal, and
+// every outcome stored when the tail started.
+func (l *loop) restore(ctx context.Context, outs <-chan sampling.Outcome, caught <-chan struct{}) error {
+	proposals, err := l.bus.Proposals(ctx)
+	if err != nil {
+		return err
+	}
+	var outcomes []sampling.Outcome
+wait:
+	for {
+		select {
+		case o := <-outs:
+			outcomes = append(outcomes, o)
+		case <-caught:
+			// Tail hands over every stored outcome before it signals, so
+			// the ones still buffered are all there now.
+			for {
+				select {
+				case o := <-outs:
+					outcomes = append(outcomes, o)
+				default:
+					break wait
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	prev, exists, err := l.bus.State(ctx)
+	if err != nil {
+		return err
+	}
+	l.startedAt = time.Now().UTC()
+	if exists && !prev.StartedAt.IsZero() {
+		l.startedAt = prev.StartedAt
+	}
+	l.bus.SetEpoch(l.startedAt)
+	if l.specJSON, err = l.spec.ToJSON(); err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	l.st, err = sampling.NewStudy(l.spec, sampling.Options{StartedAt: l.startedAt, Logger: l.log})
+	if err != nil {
+		return fmt.Errorf("sampler: %w", err)
+	}
+	if err := l.st.Restore(proposals, outcomes); err != nil {
+		// Outcomes of trials with no proposal and no params: logged, not fatal.
+		l.log.Warn().Err(err).Msg("part of the record could not be restored")
+	}
+	c := l.st.Counters()
+	l.log.Info().Str("algorithm", l.st.Algorithm()).Int("n_trials", l.st.NTrials()).
+		Int("proposed", c.Proposed).Int("benchmarked", c.Benchmarked()).Int("rejected", c.Rejected).
+		Int("in_flight", c.InFlight).Int("next_trial", l.st.NextTrial()).
+		Bool("resumed", exists).Str("previous_status", prev.Status).Msg("study restored")
+	return nil
+}
+
+// refreshCapacity reads the fleet's capacity unless MaxInFlight fixes it.
+func (l *loop) refreshCapacity(ctx context.Context) {
+	if l.cfg.MaxInFlight > 0 {
+		l.capacity = l.cfg.MaxInFlight
+		return
+	}
+	slots, runners, err := l.bus.FleetCapacity(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn().Err(err).Msg("cannot read the fleet; keeping the last capacity")
+		}
+		return
+	}
+	capacity := 0
+	if runners > 0 {
+		capacity = max(slots, 1)
+	}
+	if capacity != l.capacity || runners != l.runners {
+		if runners == 0 {
+			l.log.Info().Msg("no live runner: waiting before proposing")
+		} else {
+			l.log.Info().Int("runners", runners).Int("capacity", capacity).Msg("fleet capacity")
+		}
+	}
+	l.capacity, l.runners = capacity, runners
+}
+
+// propose fills the room left under the capacity and the budget.
+func (l *loop) propose(ctx context.Context, now time.Time) error {
+	room := l.st.Room(l.capacity)
+	if room <= 0 {
+		return nil
+	}
+	props, err := l.st.Propose(room)
+	if err != nil && !errors.Is(err, sampling.ErrSpaceExhausted) {
+		return fmt.Errorf("sampler: propose: %w", err)
+	}
+	for _, p := range props {
+		if err := l.bus.PublishProposal(ctx, p, now); err != nil {
+			return err
+		}
+		l.log.Info().Int("trial", p.Trial).Str("sampler", p.Sampler).Msg("proposed")
+		l.log.Debug().Int("trial", p.Trial).Interface("params", p.Params).Msg("proposal params")
+	}
+	return nil
+}
+
+// tell records one outcome.
+func (l *loop) tell(o sampling.Outcome) {
+	lg := l.log.With().Int("trial", o.Trial).Str("outcome", o.Kind.String()).Logger()
+	if err := l.st.Tell(o); err != nil {
+		lg.Error().Err(err).Msg("cannot record the outcome")
+		return
+	}
+	e := lg.Info()
+	if o.FailureClass != "" {
+		e = e.Str("failure_class", o.FailureClass)
+	}
+	if len(o.Rules) > 0 {
+		e = e.Strs("rules", o.Rules)
+	}
+	c := l.st.Counters()
+	e.Int("benchmarked", c.Benchmarked()).Int("n_trials", l.st.NTrials()).Int("in_flight", c.InFlight).Msg("outcome")
+}
+
+// sync writes the counters to the study's KV entry when they changed. A
+// failed write is logged: the entry is a view, rebuilt on the next write.
+func (l *loop) sync(ctx context.Context) {
+	c := l.st.Counters()
+	if l.wrote && c == l.synced {
+		return
+	}
+	if err := l.writeState(ctx, events.StudyRunning, ""); err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn().Err(err).Msg("cannot update the study state")
+		}
+		return
+	}
+	l.synced, l.wrote = c, true
+}
+
+func (l *loop) writeState(ctx context.Context, status, reason string) error {
+	c := l.st.Counters()
+	_, err := l.bus.UpdateState(ctx, func(s *events.StudyState, exists bool) error {
+		if !exists || s.StartedAt.IsZero() {
+			s.StartedAt = l.startedAt
+		}
+		s.Study = l.spec.StudyName
+		s.Spec = l.specJSON
+		s.NTrials = l.st.NTrials()
+		s.Status = status
+		s.StopReason = reason
+		s.Proposed, s.Benchmarked, s.Rejected = c.Proposed, c.Benchmarked(), c.Rejected
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+	return err
+}
+
+// complete marks the study complete and logs the summary.
+func (l *loop) complete(ctx context.Context, reason string) error {
+	if err := l.writeState(ctx, events.StudyComplete, reason); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sampler: mark study complete: %w", err)
+	}
+	c := l.st.Counters()
+	l.log.Info().Str("stop_reason", reason).Int("n_trials", l.st.NTrials()).
+		Int("proposed", c.Proposed).Int("completed", c.Completed).Int("failed", c.Failed).
+		Int("rejected", c.Rejected).Int("duplicates", c.Duplicates).Int("slo_missed", c.Infeasible).
+		Int("pareto_size", l.st.FrontSize()).Msg("study complete")
+	return nil
+}
