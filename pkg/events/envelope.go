@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -21,6 +22,12 @@ type Envelope struct {
 	// Study and Trial name the study and trial number the event is about.
 	Study string `json:"study"`
 	Trial int    `json:"trial"`
+	// Incarnation identifies one run of a study name (its start time, base 36):
+	// a study purged with --no-load and started again is a new incarnation, so
+	// its events get new ids even inside JetStream's duplicate window, which
+	// remembers the ids of purged messages. Producers copy it from the event
+	// they react to.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // NewEnvelope fills an envelope for an event of type t about one trial.
@@ -34,6 +41,25 @@ func NewEnvelope(t, study string, trial int, now time.Time) Envelope {
 		Study:         study,
 		Trial:         trial,
 	}
+}
+
+// In returns the envelope of the given study incarnation: Incarnation is set
+// and the id made unique to it.
+func (e Envelope) In(incarnation string) Envelope {
+	if incarnation == "" || e.Incarnation == incarnation {
+		return e
+	}
+	e.Incarnation = incarnation
+	e.ID = e.ID + "@" + incarnation
+	return e
+}
+
+// IncarnationOf names the incarnation of a study started at t.
+func IncarnationOf(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixNano(), 36)
 }
 
 // Head returns the envelope itself; every payload has it through embedding.

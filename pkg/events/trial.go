@@ -100,6 +100,10 @@ const (
 	FailTimeout    = "timeout"
 	FailUnhealthy  = "unhealthy"
 	FailBenchError = "bench-error"
+	// FailDeadLetter marks a trial whose message no service could process (poison,
+	// or every delivery hit infrastructure trouble): a result is recorded so the
+	// study does not wait for it forever; the message is kept in SGTUNE_DLQ.
+	FailDeadLetter = "dead-letter"
 )
 
 // TrialResult is a runner's result for one trial: completed with metrics, or

@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -50,6 +51,10 @@ type ConsumeOptions struct {
 	InProgressEvery time.Duration
 	// Logger receives one line per message that is not acked.
 	Logger zerolog.Logger
+	// OutcomeOnDeadLetter records a FAILED outcome (class dead-letter) for the trial
+	// of every dead-lettered message, so the study never waits for it. For the
+	// consumers of candidates and trials; never for the outcomes stream itself.
+	OutcomeOnDeadLetter bool
 }
 
 // Backoff is the redelivery delay after a transient failure on delivery n.
@@ -152,7 +157,7 @@ func handleOne(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, o
 		}
 	case IsPermanent(herr):
 		log.Error().Err(herr).Msg("message cannot be processed; dead-lettered and terminated")
-		deadLetter(actx, js, msg, meta, herr.Error(), log)
+		deadLetterAndRecord(actx, js, msg, meta, herr.Error(), opts.OutcomeOnDeadLetter, log)
 		if err := msg.TermWithReason(truncate(herr.Error(), 256)); err != nil {
 			log.Warn().Err(err).Msg("term failed")
 		}
@@ -163,7 +168,7 @@ func handleOne(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, o
 		}
 	case meta.Delivered >= uint64(maxDeliver):
 		log.Error().Err(herr).Msg("message failed on its last delivery; dead-lettered")
-		deadLetter(actx, js, msg, meta, fmt.Sprintf("failed %d deliveries, last: %v", meta.Delivered, herr), log)
+		deadLetterAndRecord(actx, js, msg, meta, fmt.Sprintf("failed %d deliveries, last: %v", meta.Delivered, herr), opts.OutcomeOnDeadLetter, log)
 		if err := msg.TermWithReason(truncate("max deliveries: "+herr.Error(), 256)); err != nil {
 			log.Warn().Err(err).Msg("term failed")
 		}
@@ -191,7 +196,20 @@ func safeCall(ctx context.Context, h Handler, data []byte, meta Meta) (err error
 	return h(ctx, data, meta)
 }
 
-func deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, meta Meta, reason string, log zerolog.Logger) {
+func deadLetterAndRecord(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, meta Meta, reason string, record bool, log zerolog.Logger) {
+	if err := DeadLetter(ctx, js, msg.Data(), meta, reason); err != nil {
+		log.Error().Err(err).Msg("could not store the dead letter")
+	}
+	if record {
+		if err := RecordDeadLetterOutcome(ctx, js, msg.Data(), meta, reason); err != nil {
+			log.Error().Err(err).Msg("could not record the dead-lettered trial's outcome")
+		}
+	}
+}
+
+// DeadLetter copies a message that cannot be processed to SGTUNE_DLQ with the
+// reason. Call it before Term: on a work queue a terminated message is gone.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, data []byte, meta Meta, reason string) error {
 	study, trial, _ := events.ParseTrialFromSubject(meta.Subject)
 	dl := events.DeadLetter{
 		Envelope:     events.NewEnvelope(events.TypeDeadLetter, study, trial, time.Now()),
@@ -201,12 +219,43 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 		StreamSeq:    meta.StreamSeq,
 		Delivered:    meta.Delivered,
 		Reason:       reason,
-		Data:         msg.Data(),
+		Data:         data,
 	}
 	dl.ID = fmt.Sprintf("dlq:%s:%d", meta.Stream, meta.StreamSeq)
-	if _, err := Publish(ctx, js, events.DeadLetterSubject(meta.Stream), dl); err != nil {
-		log.Error().Err(err).Msg("could not store the dead letter")
+	_, err := Publish(ctx, js, events.DeadLetterSubject(meta.Stream), dl)
+	return err
+}
+
+// RecordDeadLetterOutcome publishes a FAILED result (class dead-letter) for the
+// trial a dead-lettered candidate or trial message was about, so the sampler
+// gets an outcome for every trial number. A trial that already has an outcome
+// keeps it. Messages whose subject names no trial are ignored.
+func RecordDeadLetterOutcome(ctx context.Context, js jetstream.JetStream, data []byte, meta Meta, reason string) error {
+	study, trial, err := events.ParseTrialFromSubject(meta.Subject)
+	if err != nil || events.ValidateStudyName(study) != nil {
+		return nil
 	}
+	var head struct {
+		Incarnation string        `json:"incarnation"`
+		Params      events.Params `json:"params"`
+	}
+	_ = json.Unmarshal(data, &head) // best effort: a poison message may not decode
+	now := time.Now().UTC()
+	res := events.TrialResult{
+		Envelope:     events.NewEnvelope(events.TypeTrialResult, study, trial, now).In(head.Incarnation),
+		Params:       head.Params,
+		State:        events.StateFailed,
+		FailureClass: events.FailDeadLetter,
+		Reason:       "the trial's message could not be processed and was dead-lettered: " + truncate(reason, 512),
+		Backend:      "none",
+		StartedAt:    now,
+		FinishedAt:   now,
+	}
+	err = PublishOnce(ctx, js, events.OutcomeSubject(study, trial), res)
+	if errors.Is(err, ErrAlreadyRecorded) {
+		return nil
+	}
+	return err
 }
 
 func truncate(s string, n int) string {

@@ -88,7 +88,7 @@ func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- natsx.Consume(runCtx, js, cons, natsx.ConsumeOptions{Workers: 2, MaxDeliver: 3, Logger: zerolog.Nop()},
+		done <- natsx.Consume(runCtx, js, cons, natsx.ConsumeOptions{Workers: 2, MaxDeliver: 3, Logger: zerolog.Nop(), OutcomeOnDeadLetter: true},
 			natsx.Typed(events.TypeCandidateProposed, func(_ context.Context, ev events.CandidateProposed, _ natsx.Meta) error {
 				switch ev.Trial {
 				case 1: // transient twice, then fine
@@ -115,6 +115,17 @@ func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("Consume: %v", err)
+	}
+	// Both dead-lettered trials got a FAILED outcome, so no study waits for them.
+	for _, trial := range []int{2, 9} {
+		data, ok, err := natsx.LastOnSubject(ctx, js, events.StreamOutcomes, events.OutcomeSubject("s1", trial))
+		if err != nil || !ok {
+			t.Fatalf("trial %d: no outcome (%v)", trial, err)
+		}
+		res, err := events.Decode[events.TrialResult](data, events.TypeTrialResult)
+		if err != nil || res.State != events.StateFailed || res.FailureClass != events.FailDeadLetter {
+			t.Fatalf("trial %d outcome = %+v, %v", trial, res, err)
+		}
 	}
 	ci, err := cons.Info(ctx)
 	if err != nil {

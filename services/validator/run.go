@@ -68,6 +68,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 			Workers:    cfg.Workers,
 			MaxDeliver: natsio.MaxDeliver,
 			Logger:     log,
+			// A candidate that can never be validated still gets an outcome,
+			// so the sampler does not wait for it.
+			OutcomeOnDeadLetter: true,
 		}, v.Handler())
 	})
 	if err := g.Wait(); err != nil {

@@ -428,7 +428,7 @@ func (r *Runner) nak(msg jetstream.Msg, delay time.Duration, log zerolog.Logger)
 
 func (r *Runner) publishProgress(ctx context.Context, q events.TrialQueued, meta msgMeta, gpus []int, phase, message string, n int, claimedAt time.Time, log zerolog.Logger) {
 	ev := events.TrialProgress{
-		Envelope: events.NewEnvelope(events.TypeTrialProgress, q.Study, q.Trial, time.Now()),
+		Envelope: events.NewEnvelope(events.TypeTrialProgress, q.Study, q.Trial, time.Now()).In(q.Incarnation),
 		Runner:   r.cfg.RunnerID, Phase: phase, GPUs: gpus, Message: message,
 		Elapsed: events.Duration(time.Since(claimedAt)),
 	}
@@ -442,17 +442,15 @@ func (r *Runner) publishProgress(ctx context.Context, q events.TrialQueued, meta
 }
 
 // deadLetter copies a message to the dead-letter stream before it is terminated
-// (on a work queue a terminated message is gone).
+// (on a work queue a terminated message is gone) and records a FAILED outcome
+// for its trial, so the sampler does not wait for it forever.
 func (r *Runner) deadLetter(ctx context.Context, msg jetstream.Msg, meta msgMeta, reason string, log zerolog.Logger) {
-	study, trial, _ := events.ParseTrialFromSubject(meta.subject)
-	dl := events.DeadLetter{
-		Envelope:     events.NewEnvelope(events.TypeDeadLetter, study, trial, time.Now()),
-		SourceStream: meta.stream, Consumer: meta.consumer, Subject: meta.subject,
-		StreamSeq: meta.streamSeq, Delivered: meta.delivered, Reason: reason, Data: msg.Data(),
-	}
-	dl.ID = fmt.Sprintf("dlq:%s:%d", meta.stream, meta.streamSeq)
-	if _, err := natsx.Publish(ctx, r.js, events.DeadLetterSubject(events.StreamTrials), dl); err != nil {
+	m := natsx.Meta{Subject: meta.subject, Stream: meta.stream, Consumer: meta.consumer, StreamSeq: meta.streamSeq, Delivered: meta.delivered}
+	if err := natsx.DeadLetter(ctx, r.js, msg.Data(), m, reason); err != nil {
 		log.Error().Err(err).Msg("could not store the dead letter")
+	}
+	if err := natsx.RecordDeadLetterOutcome(ctx, r.js, msg.Data(), m, reason); err != nil {
+		log.Error().Err(err).Msg("could not record the dead-lettered trial's outcome")
 	}
 }
 

@@ -135,7 +135,7 @@ func (e *Executor) Run(ctx context.Context, q events.TrialQueued, gpus []int, pr
 		return events.TrialResult{}, err
 	}
 	res.FinishedAt = time.Now().UTC()
-	res.Envelope = events.NewEnvelope(events.TypeTrialResult, q.Study, q.Trial, res.FinishedAt)
+	res.Envelope = events.NewEnvelope(events.TypeTrialResult, q.Study, q.Trial, res.FinishedAt).In(q.Incarnation)
 	if res.State == "" {
 		res.State = events.StateComplete
 	}

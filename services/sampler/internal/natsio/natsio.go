@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +45,7 @@ func New(ctx context.Context, js jetstream.JetStream, study string, logger zerol
 // SetEpoch names this incarnation of the study (its start time), used to
 // tell its message ids from those of a purged earlier incarnation.
 func (b *Bus) SetEpoch(startedAt time.Time) {
-	b.epoch = strconv.FormatInt(startedAt.UnixNano(), 36)
+	b.epoch = events.IncarnationOf(startedAt)
 }
 
 // Purge removes everything stored about the study (a fresh start).
@@ -99,7 +98,7 @@ func (b *Bus) TailOutcomes(ctx context.Context, onOutcome func(sampling.Outcome)
 // backoff until ctx is done.
 func (b *Bus) PublishProposal(ctx context.Context, p sampling.Proposal, now time.Time) error {
 	ev := events.CandidateProposed{
-		Envelope: events.NewEnvelope(events.TypeCandidateProposed, b.study, p.Trial, now),
+		Envelope: events.NewEnvelope(events.TypeCandidateProposed, b.study, p.Trial, now).In(b.epoch),
 		Params:   p.Params,
 		Sampler:  p.Sampler,
 	}

@@ -175,7 +175,7 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 		}}, nil, hash)
 	}
 	q := events.TrialQueued{
-		Envelope:      events.NewEnvelope(events.TypeTrialQueued, name, trial, v.opts.Now()),
+		Envelope:      events.NewEnvelope(events.TypeTrialQueued, name, trial, v.opts.Now()).In(ev.Incarnation),
 		Params:        in.Params,
 		GPUs:          gpus,
 		ServerArgs:    args,
@@ -193,7 +193,7 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 // reject publishes the candidate's one outcome, a CandidateRejected.
 func (v *Validator) reject(ctx context.Context, log zerolog.Logger, ev events.CandidateProposed, rejections []events.Rejection, duplicateOf *int, hash string) error {
 	out := events.CandidateRejected{
-		Envelope:      events.NewEnvelope(events.TypeCandidateRejected, ev.Study, ev.Trial, v.opts.Now()),
+		Envelope:      events.NewEnvelope(events.TypeCandidateRejected, ev.Study, ev.Trial, v.opts.Now()).In(ev.Incarnation),
 		Params:        ev.Params,
 		Rejections:    rejections,
 		DuplicateOf:   duplicateOf,

@@ -1,0 +1,107 @@
+// Command sgtune finds the launch parameters of an SGLang server that give the
+// best trade-offs between time to first token and output tokens per second.
+//
+// Subcommands:
+//
+//	up         run a whole study in one process (embedded NATS by default)
+//	nats       run the embedded JetStream server alone
+//	sampler    run the sampler service        (docker compose, several hosts)
+//	validator  run the validator service
+//	runner     run a runner service (one per GPU host)
+//	reporter   run the reporter service
+//	sim        run sglang-sim, the SGLang-compatible simulator server
+//	validate   check one configuration against the rules
+//	front      print a study's Pareto front from NATS
+//	health     probe an HTTP endpoint (container health checks)
+//
+// Every service reads its settings from flags and from the environment
+// (SGTUNE_*, NATS_URL, NATS_USER, NATS_PASSWORD, NATS_CREDS, ...). Logs are
+// JSON on stderr, or human-readable when stderr is a terminal.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a process exit code (2: bad usage, 1: failure).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+const usage = `sgtune: tune SGLang launch parameters for time to first token and tokens per second
+
+usage: sgtune <command> [flags]
+
+commands:
+  up         run a whole study in one process (embedded NATS unless --nats-url)
+  nats       run the embedded JetStream server alone (--listen, --data-dir)
+  sampler    run the sampler service
+  validator  run the validator service
+  runner     run a runner service (one per GPU host)
+  reporter   run the reporter service
+  sim        run sglang-sim, the SGLang-compatible simulator (takes launch_server's flags)
+  validate   check one configuration: sgtune validate [--spec F] '{"tp_size": 2}'
+  front      print a study's Pareto front (sgtune front --nats-url URL [--study NAME] [--json])
+  health     probe an HTTP URL; exit 0 on 200 (for container health checks)
+
+Run 'sgtune <command> -h' for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmds := map[string]func(context.Context, []string, func(string) string, io.Writer, io.Writer) error{
+		"up":        cmdUp,
+		"nats":      cmdNATS,
+		"sampler":   cmdSampler,
+		"validator": cmdValidator,
+		"runner":    cmdRunner,
+		"reporter":  cmdReporter,
+		"sim":       cmdSim,
+		"validate":  cmdValidate,
+		"front":     cmdFront,
+		"health":    cmdHealth,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sgtune: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err := cmd(ctx, args[1:], getenv, stdout, stderr); err != nil {
+		if err == errHelp {
+			return 0
+		}
+		fmt.Fprintf(stderr, "sgtune %s: %v\n", args[0], err)
+		var ee *exitError
+		if asExit(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}

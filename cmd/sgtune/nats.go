@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/sgtune/sgtune/pkg/natsx/embedded"
+)
+
+// cmdNATS runs the embedded JetStream server alone, so separate service
+// processes (or hosts) can share it: sgtune nats --listen 0.0.0.0:4222 --data-dir /data.
+func cmdNATS(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("nats", stderr)
+	listen := fs.String("listen", envOr(getenv, "SGTUNE_NATS_LISTEN", "127.0.0.1:4222"), "address to listen on for clients")
+	dataDir := fs.String("data-dir", envOr(getenv, "SGTUNE_DATA_DIR", "./.sgtune"), "JetStream file store directory")
+	httpPort := fs.Int("http-port", 0, "monitoring port serving /healthz (0: off)")
+	logs := fs.Bool("logs", true, "print the server's log")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	host, portStr, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return usageError("--listen %q: want HOST:PORT", *listen)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return usageError("--listen %q: bad port", *listen)
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	srv, err := embedded.Start(embedded.Options{
+		Host: host, Port: port, StoreDir: *dataDir, HTTPPort: *httpPort, Logs: *logs,
+		User: getenv("NATS_USER"), Password: getenv("NATS_PASSWORD"),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "sgtune nats: JetStream listening on %s (store %s)\n", srv.ClientURL(), *dataDir)
+	<-ctx.Done()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	return nil
+}

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/sgtune/sgtune/sim"
+)
+
+// cmdSim runs sglang-sim: it takes sglang.launch_server's flags and serves
+// SGLang's HTTP API with timing from a performance model.
+func cmdSim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return sim.Run(ctx, args, getenv, stdout, stderr)
+}

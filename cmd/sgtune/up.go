@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
+	"github.com/sgtune/sgtune/pkg/natsx/embedded"
+	"github.com/sgtune/sgtune/pkg/study"
+	"github.com/sgtune/sgtune/services/reporter"
+	"github.com/sgtune/sgtune/services/runner"
+	"github.com/sgtune/sgtune/services/sampler"
+	"github.com/sgtune/sgtune/services/validator"
+)
+
+// upOptions are the flags of `sgtune up` (names fixed: users script them).
+type upOptions struct {
+	nTrials      int
+	studyName    string
+	specFile     string
+	output       string
+	deviceNum    int
+	sim          bool
+	natsURL      string
+	dataDir      string
+	noLoad       bool
+	backend      string
+	benchmarkCmd string
+	runners      int
+	seed         int64
+	seedSet      bool
+	sampler      string
+	gpuModel     string
+	simScale     float64
+	listen       string
+	logLevel     string
+	verbose      bool
+	quiet        bool
+}
+
+func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o upOptions
+	fs := newFlagSet("up", stderr)
+	fs.IntVar(&o.nTrials, "n-trials", 0, "budget of benchmarked trials (default: the spec's, 100)")
+	fs.StringVar(&o.studyName, "study-name", "", "study name (default: the spec's, sglang_throughput_optimization)")
+	fs.StringVar(&o.specFile, "spec", "", "study spec file, YAML or JSON (default: the seed's 18 parameters)")
+	fs.StringVar(&o.output, "output", reporter.DefaultOutput, "results JSON file")
+	fs.IntVar(&o.deviceNum, "device-num", 0, "GPUs a trial may use (seed rule); without NVML also the simulated GPUs per runner (default: the spec's, 8)")
+	fs.BoolVar(&o.sim, "sim", false, "launch sglang-sim (sgtune sim) instead of SGLang")
+	fs.StringVar(&o.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
+	fs.StringVar(&o.dataDir, "data-dir", "./.sgtune", "embedded NATS store and trial logs")
+	fs.BoolVar(&o.noLoad, "no-load", false, "start the study fresh instead of resuming it")
+	fs.StringVar(&o.backend, "backend", runner.BackendSGLang, "trial backend: sglang (launch a server and benchmark it) or exec (run --benchmark-cmd)")
+	fs.StringVar(&o.benchmarkCmd, "benchmark-cmd", "", "exec backend: the command run per trial (split on spaces; quotes group)")
+	fs.IntVar(&o.runners, "runners", 1, "runners to start in this process (each one simulated host)")
+	fs.Func("seed", "sampler seed (default: the spec's, 42)", func(s string) error {
+		_, err := fmt.Sscan(s, &o.seed)
+		o.seedSet = err == nil
+		return err
+	})
+	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: motpe, nsga2 or random (default: the spec's, motpe)")
+	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory")
+	fs.Float64Var(&o.simScale, "sim-time-scale", 0.02, "with --sim: scale of the simulated server startup time (1 = realistic)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "embedded NATS address (a free port is used if taken)")
+	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
+	fs.BoolVar(&o.verbose, "verbose", false, "print service logs on stderr (default: into <data-dir>/sgtune.log)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	spec, err := loadSpec(o)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if o.runners < 1 {
+		return usageError("--runners must be at least 1")
+	}
+	var benchCmd []string
+	switch o.backend {
+	case runner.BackendSGLang:
+		if o.benchmarkCmd != "" {
+			return usageError("--benchmark-cmd needs --backend exec")
+		}
+	case runner.BackendExec:
+		if benchCmd, err = splitArgs(o.benchmarkCmd); err != nil || len(benchCmd) == 0 {
+			return usageError("--backend exec needs --benchmark-cmd (the command run per trial)")
+		}
+	default:
+		return usageError("--backend %q: want sglang or exec", o.backend)
+	}
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	// Logs go to a file unless --verbose, so the console shows progress and the front.
+	logOut := stderr
+	if !o.verbose {
+		f, err := os.OpenFile(filepath.Join(o.dataDir, "sgtune.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	logger := newLogger(logOut, o.logLevel).With().Str("study", spec.StudyName).Logger()
+
+	conn := natsx.ConnConfigFromEnv(getenv)
+	if o.natsURL != "" {
+		conn.URL = o.natsURL
+	} else {
+		srv, err := startEmbedded(o)
+		if err != nil {
+			return err
+		}
+		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+		conn.URL = srv.ClientURL()
+		conn.User, conn.Password, conn.Token, conn.CredsFile, conn.NKeyFile = "", "", "", "", ""
+	}
+	say(stderr, o.quiet, "sgtune up: study %q, %d trials, NATS %s, data %s", spec.StudyName, spec.NTrials, conn.URL, o.dataDir)
+
+	client := conn
+	client.Name = "sgtune-up"
+	nc, js, err := natsx.Connect(ctx, client, logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{}); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	svcCtx, stopServices := context.WithCancel(ctx)
+	defer stopServices()
+	g, gctx := errgroup.WithContext(svcCtx)
+
+	vcfg := validator.Config{NATS: conn}
+	vcfg.NATS.Name = ""
+	vcfg = vcfg.Defaults()
+	g.Go(func() error { return validator.Run(gctx, vcfg, logger) })
+
+	rcfg := reporter.Config{NATS: conn, Output: o.output, Quiet: true}
+	rcfg.NATS.Name = "sgtune-reporter"
+	g.Go(func() error { return reporter.Run(gctx, rcfg, logger) })
+
+	host, _ := os.Hostname()
+	for i := range o.runners {
+		cfg := runner.Config{
+			NATS:         conn,
+			RunnerID:     fmt.Sprintf("%s-r%d", host, i),
+			Backend:      o.backend,
+			Sim:          o.sim,
+			BenchmarkCmd: benchCmd,
+			GPUModel:     o.gpuModel,
+			SimTimeScale: o.simScale,
+			LogDir:       filepath.Join(o.dataDir, "logs"),
+		}
+		if o.sim || o.backend == runner.BackendExec {
+			cfg.GPUs = spec.DeviceNum
+		}
+		cfg.NATS.Name = "sgtune-runner-" + cfg.RunnerID
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		g.Go(func() error { return runner.Run(gctx, cfg, logger) })
+	}
+
+	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad}
+	scfg.NATS.Name = "sgtune-sampler"
+	studyDone := make(chan error, 1)
+	g.Go(func() error {
+		err := sampler.Run(gctx, scfg, logger)
+		studyDone <- err
+		return err
+	})
+	if !o.quiet {
+		g.Go(func() error { showProgress(gctx, js, spec.StudyName, stderr, start); return nil })
+	}
+
+	// The study is complete when the sampler returns; then wait for the reporter to
+	// fold the last outcomes before stopping everything.
+	var runErr error
+	select {
+	case err := <-studyDone:
+		if err == nil && ctx.Err() == nil {
+			runErr = waitReported(ctx, js, spec.StudyName, 30*time.Second)
+		} else if err != nil {
+			runErr = err
+		}
+	case <-gctx.Done():
+	}
+	stopServices()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; finished trials are kept: run the same command again to resume")
+	}
+	if runErr != nil {
+		return runErr
+	}
+	elapsed := time.Since(start)
+	if o.output != "" {
+		if err := reporter.WriteResults(ctx, js, spec.StudyName, o.output); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+	}
+	doc, err := reporter.ReadFront(ctx, js, spec.StudyName)
+	if err != nil {
+		return fmt.Errorf("read the front: %w", err)
+	}
+	if err := reporter.PrintFront(stdout, doc); err != nil {
+		return err
+	}
+	st, _ := readStudy(ctx, js, spec.StudyName)
+	perMin := float64(st.Benchmarked) / elapsed.Minutes()
+	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%.1f trials/min); results in %s; front: nats kv get %s %s --raw",
+		spec.StudyName, elapsed.Round(time.Second), st.Benchmarked, st.Rejected, perMin, o.output, events.BucketPareto, events.FrontKey(spec.StudyName))
+	return nil
+}
+
+// loadSpec reads the spec file (or the defaults) and applies the flags' overrides.
+func loadSpec(o upOptions) (study.Spec, error) {
+	spec := study.Default()
+	if o.specFile != "" {
+		var err error
+		if spec, err = study.LoadFile(o.specFile); err != nil {
+			return study.Spec{}, err
+		}
+	}
+	if o.studyName != "" {
+		spec.StudyName = o.studyName
+	}
+	if o.nTrials != 0 {
+		spec.NTrials = o.nTrials
+	}
+	if o.deviceNum != 0 {
+		spec.DeviceNum = o.deviceNum
+	}
+	if o.sampler != "" {
+		spec.Sampler.Algorithm = o.sampler
+	}
+	if o.seedSet {
+		spec.Sampler.Seed = o.seed
+	}
+	if err := spec.Validate(); err != nil {
+		return study.Spec{}, fmt.Errorf("invalid study settings: %w", err)
+	}
+	return spec, nil
+}
+
+// startEmbedded starts the in-process JetStream server on --listen, or on a
+// free port when that one is taken (another study running).
+func startEmbedded(o upOptions) (srvShutdown, error) {
+	host, portStr, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return nil, usageError("--listen %q: want HOST:PORT", o.listen)
+	}
+	var port int
+	if _, err := fmt.Sscan(portStr, &port); err != nil {
+		return nil, usageError("--listen %q: bad port", o.listen)
+	}
+	if l, err := net.Listen("tcp", net.JoinHostPort(host, portStr)); err == nil {
+		l.Close()
+	} else {
+		port = -1
+	}
+	srv, err := embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(o.dataDir, "nats")})
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// srvShutdown is the part of the embedded server up needs.
+type srvShutdown interface {
+	ClientURL() string
+	Shutdown()
+	WaitForShutdown()
+}
+
+func readStudy(ctx context.Context, js jetstream.JetStream, name string) (events.StudyState, error) {
+	kv, err := natsx.KV(ctx, js, events.BucketStudies)
+	if err != nil {
+		return events.StudyState{}, err
+	}
+	st, _, err := natsx.GetJSON[events.StudyState](ctx, kv, name)
+	return st, err
+}
+
+// waitReported waits until the reporter's front counts every outcome the study has.
+func waitReported(ctx context.Context, js jetstream.JetStream, name string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		st, err := readStudy(ctx, js, name)
+		if err == nil {
+			doc, ferr := reporter.ReadFront(ctx, js, name)
+			if ferr == nil && doc.Counts.Outcomes >= st.Benchmarked+st.Rejected {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the reporter did not fold every outcome within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// showProgress prints one line whenever the study's counters change.
+func showProgress(ctx context.Context, js jetstream.JetStream, name string, w io.Writer, start time.Time) {
+	last := ""
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := readStudy(ctx, js, name)
+		if err != nil {
+			continue
+		}
+		failed, front := 0, 0
+		if doc, err := reporter.ReadFront(ctx, js, name); err == nil {
+			failed, front = doc.Counts.Failed, len(doc.ParetoFront)
+		}
+		running := max(st.Proposed-st.Benchmarked-st.Rejected, 0)
+		line := fmt.Sprintf("trials %d/%d benchmarked · %d in flight · %d failed · %d rejected · front %d",
+			st.Benchmarked, st.NTrials, running, failed, st.Rejected, front)
+		if line != last {
+			fmt.Fprintf(w, "[%s] %s\n", time.Since(start).Round(time.Second), line)
+			last = line
+		}
+	}
+}
+
+func say(w io.Writer, quiet bool, format string, args ...any) {
+	if !quiet {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// splitArgs splits a command line into an argv without a shell: spaces
+// separate words, single or double quotes group them.
+func splitArgs(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unclosed quote in %q", s)
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
