@@ -39,6 +39,8 @@ func main() {
 type exitError struct {
 	code int
 	err  error
+	// silent: the command already told the user (the simulator prints its own errors).
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -96,9 +98,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err == errHelp {
 			return 0
 		}
-		fmt.Fprintf(stderr, "sgtune %s: %v\n", args[0], err)
 		var ee *exitError
-		if asExit(err, &ee) {
+		isExit := asExit(err, &ee)
+		if !isExit || !ee.silent {
+			fmt.Fprintf(stderr, "sgtune %s: %v\n", args[0], err)
+		}
+		if isExit {
 			return ee.code
 		}
 		return 1

@@ -10,5 +10,10 @@ import (
 // cmdSim runs sglang-sim: it takes sglang.launch_server's flags and serves
 // SGLang's HTTP API with timing from a performance model.
 func cmdSim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return sim.Run(ctx, args, getenv, stdout, stderr)
+	if err := sim.Run(ctx, args, getenv, stdout, stderr); err != nil {
+		if code := sim.ExitCode(err); code != 0 {
+			return &exitError{code: code, err: err, silent: true}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,45 @@
+module github.com/sgtune/sgtune/e2e
+
+go 1.26.0
+
+require (
+	github.com/nats-io/nats.go v1.55.0
+	github.com/rs/zerolog v1.35.1
+	github.com/sgtune/sgtune/pkg/events v0.0.0
+	github.com/sgtune/sgtune/pkg/natsx v0.0.0
+	github.com/sgtune/sgtune/pkg/study v0.0.0
+	github.com/sgtune/sgtune/services/reporter v0.0.0
+	github.com/sgtune/sgtune/services/runner v0.0.0
+	github.com/sgtune/sgtune/services/sampler v0.0.0
+	github.com/sgtune/sgtune/services/validator v0.0.0
+)
+
+require (
+	github.com/NVIDIA/go-nvml v0.13.4-1 // indirect
+	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
+	github.com/c-bata/goptuna v0.9.0 // indirect
+	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/minio/highwayhash v1.0.4 // indirect
+	github.com/nats-io/jwt/v2 v2.8.3 // indirect
+	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
+	github.com/nats-io/nkeys v0.4.17 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
+
+replace (
+	github.com/sgtune/sgtune/pkg/events => ../pkg/events
+	github.com/sgtune/sgtune/pkg/natsx => ../pkg/natsx
+	github.com/sgtune/sgtune/pkg/study => ../pkg/study
+	github.com/sgtune/sgtune/services/reporter => ../services/reporter
+	github.com/sgtune/sgtune/services/runner => ../services/runner
+	github.com/sgtune/sgtune/services/sampler => ../services/sampler
+	github.com/sgtune/sgtune/services/validator => ../services/validator
+)
