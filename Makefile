@@ -9,7 +9,7 @@ MODULES  := $(shell find . -name go.mod -not -path './.tools/*' -not -path './bi
 PKGS     := $(addsuffix /...,$(MODULES))
 TESTFLAGS ?= -count=1 -timeout 15m
 SPEC     ?= deploy/specs/quickstart.yaml
-N_TRIALS ?= 24
+N_TRIALS ?= 40
 RUNNERS  ?= 2
 
 .PHONY: all build run test test-race lint vet fmt check-imports verify-modules tidy bench clean help
