@@ -39,8 +39,12 @@ type Spec struct {
 type Model struct {
 	// Path is --model-path.
 	Path string `yaml:"path" json:"path"`
-	// Preset names a known model shape (heads, KV heads, size, MoE, MLA) for the validator.
+	// Preset names a known model shape (heads, KV heads, size, MoE, MLA) for the
+	// validator (ModelPresetNames); empty: recognised from Path where possible.
 	Preset string `yaml:"preset" json:"preset,omitempty"`
+	// Shape describes the model's shape when no preset fits; it takes precedence
+	// over Preset, which then only names it (see Model.ResolveShape).
+	Shape *ModelShape `yaml:"shape" json:"shape,omitempty"`
 	// StaticArgs are flags every trial gets (e.g. mem_fraction_static: 0.85), by ServerArgs name.
 	StaticArgs map[string]any `yaml:"static_args" json:"static_args,omitempty"`
 	// ServerCommand starts the server; default ["python3", "-m", "sglang.launch_server"].
@@ -126,8 +130,9 @@ func Default() Spec {
 		NTrials:   100,
 		DeviceNum: 8,
 		Model: Model{
+			// No preset: the shape is recognised from the path (llama-3.1-8b), so a
+			// spec that only changes model.path does not inherit a wrong shape.
 			Path:                  "meta-llama/Llama-3.1-8B-Instruct",
-			Preset:                "llama-3.1-8b",
 			ServerCommand:         []string{"python3", "-m", "sglang.launch_server"},
 			StartupTimeout:        events.Duration(10 * time.Minute),
 			CompileStartupTimeout: events.Duration(20 * time.Minute),
@@ -200,6 +205,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Model.Path == "" {
 		return fmt.Errorf("model.path: must name the model (--model-path)")
+	}
+	if err := s.Model.validateModelShape(); err != nil {
+		return err
 	}
 	if len(s.Model.ServerCommand) == 0 {
 		return fmt.Errorf("model.server_command: must not be empty")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/natsx"
+	"github.com/sgtune/sgtune/services/validator/internal/natsio"
 )
 
 // ErrInvalidConfig is returned (wrapped, naming the field) for a bad Config.
@@ -31,6 +32,12 @@ type Config struct {
 	// StudyRetry is how long a candidate waits before it is retried when its
 	// study is not in the sgtune_studies bucket yet (2s).
 	StudyRetry time.Duration
+	// FleetWait is how long a candidate of a study with the hardware rule set
+	// waits inside the validator for the first live runner when none is alive
+	// (10m). The wait sends InProgress every 10 s, so it spends no delivery;
+	// after it the candidate is redelivered in 30 s, and after MaxDeliver (5)
+	// such rounds it is dead-lettered. Env SGTUNE_FLEET_WAIT (a Go duration).
+	FleetWait time.Duration
 }
 
 // Defaults fills zero fields with their defaults.
@@ -50,6 +57,9 @@ func (c Config) Defaults() Config {
 	if c.StudyRetry == 0 {
 		c.StudyRetry = 2 * time.Second
 	}
+	if c.FleetWait == 0 {
+		c.FleetWait = natsio.DefaultFleetWait
+	}
 	return c
 }
 
@@ -66,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: fleet refresh must not be negative, got %s", ErrInvalidConfig, c.FleetRefresh)
 	case c.StudyRetry < 0:
 		return fmt.Errorf("%w: study retry must not be negative, got %s", ErrInvalidConfig, c.StudyRetry)
+	case c.FleetWait < 0:
+		return fmt.Errorf("%w: fleet wait must not be negative, got %s", ErrInvalidConfig, c.FleetWait)
 	}
 	return nil
 }
@@ -91,12 +103,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			*f.dst = n
 		}
 	}
-	if s := getenv("SGTUNE_FLEET_REFRESH"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return Config{}, fmt.Errorf("%w: SGTUNE_FLEET_REFRESH: want a duration like 5s, got %q", ErrInvalidConfig, s)
+	durs := []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"SGTUNE_FLEET_REFRESH", &cfg.FleetRefresh},
+		{"SGTUNE_FLEET_WAIT", &cfg.FleetWait},
+	}
+	for _, f := range durs {
+		if s := getenv(f.env); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return Config{}, fmt.Errorf("%w: %s: want a duration like 5s, got %q", ErrInvalidConfig, f.env, s)
+			}
+			*f.dst = d
 		}
-		cfg.FleetRefresh = d
 	}
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {

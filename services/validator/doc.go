@@ -24,5 +24,15 @@
 //
 // Environment (LoadConfig): the NATS variables of natsx.ConnConfigFromEnv,
 // SGTUNE_DEVICE_NUM, SGTUNE_VALIDATOR_WORKERS, SGTUNE_NATS_REPLICAS,
-// SGTUNE_FLEET_REFRESH.
+// SGTUNE_FLEET_REFRESH, SGTUNE_FLEET_WAIT.
+//
+// Waiting for the fleet: a candidate of a study with the hardware rule set is
+// never judged against an empty fleet. With no runner alive it waits inside
+// the handler (up to FleetWait, re-reading sgtune_fleet every second) while
+// the consume loop sends InProgress every 10 s, so the wait spends no
+// delivery of MaxDeliver; after FleetWait it is redelivered 30 s later.
+// Studies without the hardware set never wait.
+//
+// Library use: Check (check.go) judges one configuration without NATS; it is
+// what `sgtune validate` runs.
 package validator

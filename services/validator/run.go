@@ -58,6 +58,8 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	v := natsio.NewValidator(js, natsio.NewStudies(studiesKV), fleet, claims, natsio.Options{
 		DeviceNum:  cfg.DeviceNum,
 		StudyRetry: cfg.StudyRetry,
+		FleetWait:  cfg.FleetWait,
+		FleetPoll:  min(cfg.FleetRefresh, time.Second),
 		Logger:     log,
 	})
 
@@ -67,7 +69,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return natsx.Consume(gctx, js, cons, natsx.ConsumeOptions{
 			Workers:    cfg.Workers,
 			MaxDeliver: natsio.MaxDeliver,
-			Logger:     log,
+			// A candidate waiting for the first live runner stays in the
+			// handler; InProgress keeps it from being redelivered meanwhile.
+			InProgressEvery: natsio.InProgressEvery,
+			Logger:          log,
 			// A candidate that can never be validated still gets an outcome,
 			// so the sampler does not wait for it.
 			OutcomeOnDeadLetter: true,

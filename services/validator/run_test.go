@@ -23,15 +23,15 @@ import (
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"NATS_URL": "nats://n:4222", "SGTUNE_DEVICE_NUM": "4", "SGTUNE_FLEET_REFRESH": "1s"}
+	env := map[string]string{"NATS_URL": "nats://n:4222", "SGTUNE_DEVICE_NUM": "4", "SGTUNE_FLEET_REFRESH": "1s", "SGTUNE_FLEET_WAIT": "2m"}
 	cfg, err := validator.LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NATS.URL != "nats://n:4222" || cfg.DeviceNum != 4 || cfg.Workers != 4 || cfg.FleetRefresh != time.Second || cfg.NATS.Name == "" {
+	if cfg.NATS.URL != "nats://n:4222" || cfg.DeviceNum != 4 || cfg.Workers != 4 || cfg.FleetRefresh != time.Second || cfg.FleetWait != 2*time.Minute || cfg.NATS.Name == "" {
 		t.Fatalf("unexpected config %+v", cfg)
 	}
-	for _, bad := range []map[string]string{{"SGTUNE_DEVICE_NUM": "eight"}, {"SGTUNE_VALIDATOR_WORKERS": "-1"}, {"SGTUNE_FLEET_REFRESH": "soon"}} {
+	for _, bad := range []map[string]string{{"SGTUNE_DEVICE_NUM": "eight"}, {"SGTUNE_VALIDATOR_WORKERS": "-1"}, {"SGTUNE_FLEET_REFRESH": "soon"}, {"SGTUNE_FLEET_WAIT": "-1s"}} {
 		if _, err := validator.LoadConfig(func(k string) string { return bad[k] }); !errors.Is(err, validator.ErrInvalidConfig) {
 			t.Errorf("%v: want ErrInvalidConfig, got %v", bad, err)
 		}
@@ -279,7 +279,7 @@ func TestRun_waits_for_the_study_and_uses_the_fleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gpu := events.GPU{Name: "NVIDIA A10", MemoryTotalBytes: 24e9, ComputeCapability: "8.6"}
+	gpu := events.GPU{Name: "NVIDIA A10", MemoryTotalBytes: 24 << 30, ComputeCapability: "8.6"}
 	if err := natsx.PutJSON(context.Background(), kv, "r1", events.RunnerStatus{Runner: "r1", Host: "box", GPUs: []events.GPU{gpu, gpu}, Slots: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestRun_waits_for_the_study_and_uses_the_fleet(t *testing.T) {
 	h.queued("late", 1, 0)
 	r := h.rejection("late", 1)
 	if len(r.Rejections) != 1 || r.Rejections[0].Rule != "hardware.gpu_count" ||
-		!strings.Contains(r.Rejections[0].Reason, "the largest live host has 2 (r1@box: 2 × NVIDIA A10 (8.6, 24 GB))") {
+		!strings.Contains(r.Rejections[0].Reason, "= 4 GPUs, but no live host can give one trial more than 2 (hosts considered: r1@box: 2 × NVIDIA A10 (sm86, 24 GiB))") {
 		t.Fatalf("want hardware.gpu_count, got %+v", r.Rejections)
 	}
 }

@@ -2,8 +2,6 @@ package natsio
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,8 +9,13 @@ import (
 	"github.com/sgtune/sgtune/services/validator/internal/rules"
 )
 
+// emptyRefresh bounds how long an empty fleet is cached: while candidates
+// wait for the first runner, the fleet is re-read at least this often.
+const emptyRefresh = time.Second
+
 // Fleet caches the live runners' inventories for the hardware rules,
-// refreshing at most every Refresh. It is safe for concurrent use.
+// refreshing at most every Refresh (at most every second while no runner is
+// alive). It is safe for concurrent use.
 type Fleet struct {
 	list    func(ctx context.Context) ([]events.RunnerStatus, error)
 	refresh time.Duration
@@ -32,45 +35,52 @@ func NewFleet(list func(ctx context.Context) ([]events.RunnerStatus, error), ref
 }
 
 // Hosts returns the live hosts. When the fleet cannot be read it returns the
-// last known hosts (or none, and the hardware rules then pass) with the error.
+// last known hosts (possibly none) with the error.
 func (f *Fleet) Hosts(ctx context.Context) ([]rules.Host, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.fetched.IsZero() && f.now().Sub(f.fetched) < f.refresh {
+	ttl := f.refresh
+	if len(f.hosts) == 0 {
+		ttl = min(ttl, emptyRefresh)
+	}
+	if !f.fetched.IsZero() && f.now().Sub(f.fetched) < ttl {
 		return f.hosts, nil
 	}
 	runners, err := f.list(ctx)
 	if err != nil {
 		return f.hosts, err
 	}
-	f.hosts, f.fetched = HostsOf(runners), f.now()
+	f.hosts, f.fetched = rules.HostsOf(runners), f.now()
 	return f.hosts, nil
 }
 
-// HostsOf maps runner inventories to the rules' hosts, one per runner.
-func HostsOf(runners []events.RunnerStatus) []rules.Host {
-	out := make([]rules.Host, 0, len(runners))
-	for _, r := range runners {
-		h := rules.Host{Name: r.Runner}
-		if r.Host != "" && r.Host != r.Runner {
-			h.Name = r.Runner + "@" + r.Host
+// Wait returns the live hosts, waiting up to maxWait for the first runner
+// when none is alive: the hardware rules never judge against an empty fleet
+// (that would be guessing). It polls every poll. Errors: ErrNoLiveRunner
+// when maxWait passes with no runner alive (wrapping the last read error, if
+// any), or ctx's error.
+func (f *Fleet) Wait(ctx context.Context, maxWait, poll time.Duration) ([]rules.Host, error) {
+	deadline := f.now().Add(maxWait)
+	for {
+		hosts, err := f.Hosts(ctx)
+		if len(hosts) > 0 {
+			return hosts, nil
 		}
-		for _, g := range r.GPUs {
-			major, minor := parseCC(g.ComputeCapability)
-			h.GPUs = append(h.GPUs, rules.GPU{Name: g.Name, MemoryBytes: g.MemoryTotalBytes, CCMajor: major, CCMinor: minor})
+		if !f.now().Before(deadline) {
+			if err != nil {
+				return nil, errorsJoin(ErrNoLiveRunner, err)
+			}
+			return nil, ErrNoLiveRunner
 		}
-		out = append(out, h)
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
-	return out
 }
 
-// parseCC reads "9.0" as 9, 0; anything else as unknown (0, 0).
-func parseCC(s string) (int, int) {
-	maj, min, _ := strings.Cut(strings.TrimSpace(s), ".")
-	a, err := strconv.Atoi(maj)
-	if err != nil || a < 0 {
-		return 0, 0
-	}
-	b, _ := strconv.Atoi(min)
-	return a, b
-}
+// HostsOf maps runner inventories to the rules' hosts, one per runner.
+func HostsOf(runners []events.RunnerStatus) []rules.Host { return rules.HostsOf(runners) }

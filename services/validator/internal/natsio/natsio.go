@@ -15,6 +15,9 @@
 //	payload does not decode, bad study name         -> Permanent: dead letter + TermWithReason
 //	stored spec invalid                             -> Permanent: dead letter + TermWithReason
 //	study not in KV yet                             -> RetryAfter(StudyRetry × 2^(delivered-1), ≤ 30 s)
+//	hardware rule set on, no runner alive           -> wait in the handler (FleetWait, InProgress
+//	                                                   keeps the message; no delivery is spent),
+//	                                                   then RetryAfter(FleetRetry)
 //	trial already queued or outcome already stored  -> nil (DoubleAck): a redelivery, nothing to do
 //	rejection published or ErrAlreadyRecorded       -> nil (DoubleAck)
 //	trial published (a duplicate id is dropped)     -> nil (DoubleAck)
@@ -40,6 +43,12 @@ import (
 const (
 	AckWait    = 30 * time.Second
 	MaxDeliver = 5
+	// InProgressEvery is how often the consume loop tells the server a
+	// candidate is still being handled (a third of AckWait), so a candidate
+	// waiting for the fleet is neither redelivered nor counted again.
+	InProgressEvery = AckWait / 3
+	// DefaultFleetWait is Options.FleetWait's default.
+	DefaultFleetWait = 10 * time.Minute
 )
 
 // ConsumerConfig is the durable pull consumer on SGTUNE_CANDIDATES.
@@ -61,6 +70,15 @@ type Options struct {
 	DeviceNum int
 	// StudyRetry is the redelivery delay when a candidate's study is not in KV yet.
 	StudyRetry time.Duration
+	// FleetWait is how long one delivery of a candidate whose study uses the
+	// hardware rules waits in the handler for the first live runner (10 min).
+	// The consume loop must send InProgress meanwhile (natsx.ConsumeOptions.InProgressEvery
+	// < AckWait), so waiting spends no delivery.
+	FleetWait time.Duration
+	// FleetPoll is how often a waiting candidate re-reads the fleet (1 s).
+	FleetPoll time.Duration
+	// FleetRetry is the redelivery delay after FleetWait passed with no runner (30 s).
+	FleetRetry time.Duration
 	// Now is the clock for event times.
 	Now func() time.Time
 	// Logger gets one line per verdict.
@@ -86,6 +104,15 @@ func NewValidator(js jetstream.JetStream, studies *Studies, fleet *Fleet, claims
 	}
 	if opts.StudyRetry <= 0 {
 		opts.StudyRetry = 2 * time.Second
+	}
+	if opts.FleetWait <= 0 {
+		opts.FleetWait = DefaultFleetWait
+	}
+	if opts.FleetPoll <= 0 {
+		opts.FleetPoll = time.Second
+	}
+	if opts.FleetRetry <= 0 {
+		opts.FleetRetry = 30 * time.Second
 	}
 	return &Validator{js: js, studies: studies, fleet: fleet, claims: claims, opts: opts}
 }
@@ -127,8 +154,17 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 
 	var fleet []rules.Host
 	if rules.UsesFleet(spec.Rules) {
-		if fleet, err = v.fleet.Hosts(ctx); err != nil {
-			log.Warn().Err(err).Msg("fleet unreadable; hardware rules use the last known fleet")
+		// With no runner alive the hardware rules cannot judge: wait here (the
+		// consume loop's InProgress keeps the delivery alive, so no delivery is
+		// spent), and only after FleetWait hand the candidate back for later.
+		// A fleet that cannot be read but was seen before keeps its last hosts.
+		fleet, err = v.fleet.Wait(ctx, v.opts.FleetWait, v.opts.FleetPoll)
+		switch {
+		case errors.Is(err, ErrNoLiveRunner):
+			log.Warn().Err(err).Dur("waited", v.opts.FleetWait).Msg("no live runner to judge the hardware rules; retrying later")
+			return natsx.RetryAfter(err, v.opts.FleetRetry)
+		case err != nil:
+			return err // ctx done: the loop naks it for another validator
 		}
 	}
 	in := rules.NewInput(spec, ev.Params, v.opts.DeviceNum, fleet)

@@ -42,8 +42,10 @@ var canonicalDefaults = map[string]any{
 //     cuda_graph_max_bs, enable_torch_compile, torch_compile_max_bs and
 //     disable_cuda_graph_padding have no effect (R-CG1, R-TC1);
 //   - torch_compile_max_bs without torch.compile, tbo_token_distribution_threshold without TBO;
-//   - pp_size > 1 turns the overlap scheduler off (R-PP1);
-//   - dp_size = 1 turns DP attention and the DP LM head off (R-DP3);
+//   - pp_size > 1 and speculative decoding turn the overlap scheduler off (R-PP1, R-O1);
+//   - dp_size = 1 turns DP attention and the DP LM head off (R-DP3); with DP
+//     attention, chunked_prefill_size is divided by dp_size (R-C5);
+//   - dual_chunk_flash_attn turns mixed chunk and the radix cache off (R-C7);
 //   - lpm / dfs-weight without the radix cache run fcfs (R-SP1);
 //   - deterministic inference forces sampling_backend pytorch (R-S1);
 //   - an all-to-all MoE backend sets ep_size = tp_size (R-TBO3);
@@ -82,6 +84,11 @@ func Canonicalize(in Input) Canonical {
 	if c, ok := getInt("chunked_prefill_size"); ok && c <= 0 {
 		eff["chunked_prefill_size"] = -1
 		eff["enable_mixed_chunk"] = false
+	}
+	// dual_chunk_flash_attn turns mixed chunk and the radix cache off (R-C7).
+	if slices.Contains([]string{getStr("attention_backend"), getStr("prefill_attention_backend"), getStr("decode_attention_backend")}, "dual_chunk_flash_attn") {
+		eff["enable_mixed_chunk"] = false
+		eff["disable_radix_cache"] = true
 	}
 
 	// Attention backends.
@@ -123,12 +130,17 @@ func Canonicalize(in Input) Canonical {
 		delete(eff, "tbo_token_distribution_threshold")
 	}
 
-	if pp, ok := getInt("pp_size"); ok && pp > 1 {
+	// The overlap scheduler is off with pipeline parallelism (R-PP1) and with
+	// speculative decoding (R-O1; sgtune does not model SGLANG_ENABLE_SPEC_V2).
+	if pp, ok := getInt("pp_size"); ok && pp > 1 || getStr("speculative_algorithm") != "" {
 		eff["disable_overlap_schedule"] = true
 	}
 	if dp, ok := getInt("dp_size"); !ok || dp <= 1 {
 		eff["enable_dp_attention"] = false
 		eff["enable_dp_lm_head"] = false
+	} else if c, ok := getInt("chunked_prefill_size"); ok && c > 0 && getBool("enable_dp_attention") {
+		// DP attention splits the chunk over the DP ranks (R-C5).
+		eff["chunked_prefill_size"] = c / dp
 	}
 	if getBool("disable_radix_cache") && slices.Contains([]string{"lpm", "dfs-weight"}, getStr("schedule_policy")) {
 		eff["schedule_policy"] = "fcfs"

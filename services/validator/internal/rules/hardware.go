@@ -6,7 +6,8 @@ import (
 )
 
 // hardwareRules judge a candidate against the live fleet (the runners' GPU
-// inventories). With no fleet information they all pass. A candidate passes a
+// inventories). With no fleet information they all pass: the adapter waits for a
+// live runner instead of calling them with an empty fleet. A candidate passes a
 // rule when at least one host has enough GPUs, as many as the config needs,
 // that satisfy it.
 func hardwareRules() []Rule {
@@ -19,10 +20,10 @@ func hardwareRules() []Rule {
 					return nil
 				}
 				n, how := in.gpus()
-				if maxHostGPUs(in.Fleet) >= n {
+				if in.maxUsable() >= n {
 					return nil
 				}
-				return violation(how, ", but the largest live host has ", itoa(maxHostGPUs(in.Fleet)), " (", describeFleet(in.Fleet), ").")
+				return violation(how, ", but no live host can give one trial more than ", itoa(in.maxUsable()), " (", in.fleetNote(), ").")
 			},
 		},
 		ccRule("hardware.fa3_compute_capability", srcBackends+" (R-A1)",
@@ -105,9 +106,19 @@ func hardwareRules() []Rule {
 				}
 				return "", false
 			},
-			func(in Input, g GPU) bool {
-				return g.CCMajor == 0 && !strings.Contains(strings.ToUpper(g.Name), "NVIDIA")
-			}),
+			func(in Input, g GPU) bool { return !isNVIDIA(g) }),
+		ccRule("hardware.cuda_only_backend", srcBackends+" (R-T3, A.2)",
+			"flashinfer (attention or sampling), fa3, fa4, flashmla, the trtllm/cutlass/cutedsl/tokenspeed kernels and hpc_ops need NVIDIA CUDA GPUs.",
+			func(in Input) (string, bool) {
+				if f, b, ok := in.usesBackend(cudaOnlyBackends...); ok {
+					return f + " = " + b + " is a CUDA kernel and needs NVIDIA GPUs", true
+				}
+				if in.str("sampling_backend") == "flashinfer" {
+					return "sampling_backend = flashinfer needs the flashinfer package, which exists only for NVIDIA GPUs", true
+				}
+				return "", false
+			},
+			func(in Input, g GPU) bool { return isNVIDIA(g) }),
 		{
 			ID: "hardware.weights_fit", Set: SetHardware, Source: "SGLang python/sglang/srt/model_executor/model_runner.py KV-pool profiling (R-G4)",
 			Summary: "The model's weights per GPU (params × bytes / (tp_size × pp_size)) must leave room for a KV pool within mem_fraction_static of one GPU (known presets only).",
@@ -118,7 +129,10 @@ func hardwareRules() []Rule {
 
 // ccRule builds a hardware rule: need says whether the rule applies and
 // describes the requirement; gpuOK says whether one GPU meets it.
+// A GPU whose compute capability is unknown passes, unless judgeUnknown
+// (the platform rules, which judge by the GPU's name instead).
 func ccRule(id, source, summary string, need func(Input) (string, bool), gpuOK func(Input, GPU) bool) Rule {
+	judgeUnknown := id == "hardware.platform_backend" || id == "hardware.cuda_only_backend"
 	return Rule{
 		ID: id, Set: SetHardware, Source: source, Summary: summary,
 		Check: func(in Input) *Violation {
@@ -130,21 +144,25 @@ func ccRule(id, source, summary string, need func(Input) (string, bool), gpuOK f
 				return nil
 			}
 			n, _ := in.gpus()
-			if maxHostGPUs(in.Fleet) < n {
+			if in.maxUsable() < n {
 				return nil // hardware.gpu_count reports it
 			}
 			for _, h := range in.Fleet {
 				ok := 0
 				for _, g := range h.GPUs {
-					if g.CCMajor == 0 && id != "hardware.platform_backend" || gpuOK(in, g) {
+					if g.CCMajor == 0 && !judgeUnknown || gpuOK(in, g) {
 						ok++ // unknown compute capability: cannot judge, assume it fits
 					}
 				}
-				if ok >= n {
+				if min(ok, in.usable(h)) >= n {
 					return nil
 				}
 			}
-			return violation(what, ", but no live host has ", itoa(n), " such GPUs (", describeFleet(in.Fleet), ").")
+			such := itoa(n) + " such GPUs"
+			if n == 1 {
+				such = "such a GPU"
+			}
+			return violation(what, ", but no live host has ", such, " (", in.fleetNote(), ").")
 		},
 	}
 }
@@ -175,7 +193,7 @@ func checkWeightsFit(in Input) *Violation {
 		return nil
 	}
 	n, _ := in.gpus()
-	if maxHostGPUs(in.Fleet) < n {
+	if in.maxUsable() < n {
 		return nil
 	}
 	frac := 0.9
@@ -191,47 +209,50 @@ func checkWeightsFit(in Input) *Violation {
 				fit++
 			}
 		}
-		if fit >= n {
+		if min(fit, in.usable(h)) >= n {
 			return nil
 		}
 	}
-	return violation(fmt.Sprintf("%s needs about %.1f GB of weights per GPU with tp_size × pp_size = %d, more than %.0f%% of mem_fraction_static %.2f of any live host's GPUs (%s), leaving no room for the KV cache.",
-		in.Model.Name, perGPU/1e9, shards, headroom*100, frac, describeFleet(in.Fleet)))
+	return violation(fmt.Sprintf("%s needs about %.1f GB of weights per GPU with tp_size × pp_size = %d, more than %.0f%% of mem_fraction_static %.2f of the GPU memory of any live host (%s), leaving no room for the KV cache.",
+		in.Model.Name, perGPU/1e9, shards, headroom*100, frac, in.fleetNote()))
 }
 
-func maxHostGPUs(fleet []Host) int {
+// usable is how many of h's GPUs one trial may use: all of them, capped at
+// device_num when it is set (the seed's --device-num).
+func (in Input) usable(h Host) int {
+	n := len(h.GPUs)
+	if in.DeviceNum > 0 {
+		n = min(n, in.DeviceNum)
+	}
+	return n
+}
+
+// maxUsable is the most GPUs one trial may use on any live host.
+func (in Input) maxUsable() int {
 	m := 0
-	for _, h := range fleet {
-		m = max(m, len(h.GPUs))
+	for _, h := range in.Fleet {
+		m = max(m, in.usable(h))
 	}
 	return m
 }
 
-// describeFleet renders hosts as "host-a: 8 × NVIDIA H100 (9.0, 80 GB)".
-func describeFleet(fleet []Host) string {
-	var hosts []string
-	for _, h := range fleet {
-		type key struct {
-			name, cc string
-			gb       uint64
+// fleetNote names the hosts considered, and the device_num cap when it binds.
+func (in Input) fleetNote() string {
+	note := "hosts considered: " + describeFleet(in.Fleet)
+	for _, h := range in.Fleet {
+		if in.usable(h) < len(h.GPUs) {
+			return note + "; device_num caps each host at " + itoa(in.DeviceNum) + " GPUs"
 		}
-		counts := map[key]int{}
-		var order []key
-		for _, g := range h.GPUs {
-			k := key{g.Name, g.CC(), g.MemoryBytes / 1e9}
-			if counts[k] == 0 {
-				order = append(order, k)
-			}
-			counts[k]++
-		}
-		var parts []string
-		for _, k := range order {
-			parts = append(parts, fmt.Sprintf("%d × %s (%s, %d GB)", counts[k], k.name, k.cc, k.gb))
-		}
-		if len(parts) == 0 {
-			parts = []string{"no GPUs"}
-		}
-		hosts = append(hosts, h.Name+": "+strings.Join(parts, ", "))
 	}
-	return strings.Join(hosts, "; ")
+	return note
+}
+
+// cudaOnlyBackends are attention backends built on CUDA kernels (sglang.md §A.2).
+var cudaOnlyBackends = []string{"flashinfer", "fa3", "fa4", "flashmla", "cutlass_mla", "trtllm_mha", "trtllm_mla",
+	"cutedsl_mla", "tokenspeed_mla", "hpc_ops"}
+
+// isNVIDIA reports whether g is an NVIDIA GPU: it has a CUDA compute
+// capability (NVML reports one for every NVIDIA GPU) or NVIDIA's name.
+func isNVIDIA(g GPU) bool {
+	return g.CCMajor > 0 || strings.Contains(strings.ToUpper(g.Name), "NVIDIA")
 }

@@ -46,16 +46,22 @@ type Rule struct {
 	Check func(in Input) *Violation
 }
 
-// Model is the shape of the served model, as far as the rules need it.
+// Model is the shape of the served model, as far as the rules need it
+// (pkg/study ModelShape, resolved from the spec's preset or shape).
 type Model struct {
-	// Name is the preset name ("llama-3.1-8b"); empty when the model is unknown.
+	// Name is the preset name ("llama-3.1-8b"), or the model path for a
+	// user-described shape; empty when the model is unknown.
 	Name string
 	// Heads and KVHeads are num_attention_heads and num_key_value_heads.
 	Heads, KVHeads int
 	// ParamsB is the parameter count in billions (all experts for MoE).
 	ParamsB float64
+	// Layers is num_hidden_layers (0: unknown).
+	Layers int
 	// MoE marks a mixture-of-experts model; MLA one with multi-head latent attention.
 	MoE, MLA bool
+	// Attention is a special attention variant ("dsa", "dual_chunk"; "" none).
+	Attention string
 }
 
 // Known reports whether the shape is known (model-dependent rules are skipped otherwise).
@@ -70,12 +76,13 @@ type GPU struct {
 	CCMajor, CCMinor int
 }
 
-// CC renders the compute capability as "9.0".
+// CC renders the compute capability as SGLang's docs do: "sm90" for 9.0,
+// "sm86" for 8.6, "sm100" for 10.0; "unknown compute capability" when unknown.
 func (g GPU) CC() string {
 	if g.CCMajor == 0 {
-		return "unknown"
+		return "unknown compute capability"
 	}
-	return itoa(g.CCMajor) + "." + itoa(g.CCMinor)
+	return "sm" + itoa(g.CCMajor) + itoa(g.CCMinor)
 }
 
 // Host is one runner's host and its GPUs.
@@ -131,7 +138,7 @@ func NewInput(spec *study.Spec, raw events.Params, deviceNum int, fleet []Host) 
 	if deviceNum <= 0 {
 		deviceNum = spec.DeviceNum
 	}
-	model, _ := LookupPreset(spec.Model.Preset, spec.Model.Path)
+	model := modelOf(spec.Model)
 	return Input{
 		Params:    params,
 		Raw:       raw,

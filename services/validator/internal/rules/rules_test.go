@@ -24,9 +24,9 @@ func baseParams() events.Params {
 }
 
 var (
-	h100 = GPU{Name: "NVIDIA H100 80GB HBM3", MemoryBytes: 80e9, CCMajor: 9}
-	a100 = GPU{Name: "NVIDIA A100-SXM4-40GB", MemoryBytes: 40e9, CCMajor: 8}
-	b200 = GPU{Name: "NVIDIA B200", MemoryBytes: 180e9, CCMajor: 10}
+	h100 = GPU{Name: "NVIDIA H100 80GB HBM3", MemoryBytes: 80 << 30, CCMajor: 9}
+	a100 = GPU{Name: "NVIDIA A100-SXM4-40GB", MemoryBytes: 40 << 30, CCMajor: 8}
+	b200 = GPU{Name: "NVIDIA B200", MemoryBytes: 180 << 30, CCMajor: 10}
 )
 
 func host(name string, g GPU, n int) Host {
@@ -138,6 +138,13 @@ func TestRule_Check(t *testing.T) {
 		{"out of domain", "safety.domain", input(set("tp_size", 3)), "tp_size = 3 is not among the study's values (1, 2, 4, 8)"},
 		{"None not allowed", "safety.domain", input(set("schedule_policy", nil), space(study.Space{{Name: "schedule_policy", Values: []any{"lpm"}}})),
 			"schedule_policy is None, but the study only allows lpm"},
+		{"release flags", "safety.version_flags", input(static("tokenizer_path", "x")), ""},
+		{"main flag on main", "safety.version_flags", input(version("main"), static("detokenizer_worker_num", 2), set("attention_backend", "hpc_ops")), ""},
+		{"main flag on release", "safety.version_flags", input(static("detokenizer_worker_num", 2)),
+			"static arg detokenizer_worker_num (--detokenizer-worker-num) is not a flag SGLang v0.5.5 knows; only main has it"},
+		{"main choice on release", "safety.version_flags", input(set("schedule_policy", "routing-key")),
+			"schedule_policy = routing-key is not one of SGLang v0.5.5's choices for --schedule-policy"},
+		{"release choice on main", "safety.version_flags", input(version("main"), static("load_balance_method", "shortest_queue")), "only releases have it"},
 		{"plain strings", "safety.flag_injection", input(static("served_model_name", "llama")), ""},
 		{"leading dash", "safety.flag_injection", input(raw(events.Params{"attention_backend": "--api-key"})), `attention_backend = "--api-key" starts with '-'`},
 		{"whitespace", "safety.flag_injection", input(raw(events.Params{"quantization": "fp8 --x"})), "contains whitespace"},
@@ -167,7 +174,18 @@ func TestRule_Check(t *testing.T) {
 		{"fa4 everywhere", "sglang.fa4_prefill_only", input(set("attention_backend", "fa4")), "attention_backend = fa4, but SGLang v0.5.5 supports fa4 only for prefill"},
 		{"mla on mla", "sglang.backend_model_type", input(preset("deepseek-v3"), set("attention_backend", "flashmla")), ""},
 		{"mla on llama", "sglang.backend_model_type", input(set("attention_backend", "flashmla")), "attention_backend = flashmla implements only multi-head latent attention"},
-		{"mha on mla", "sglang.backend_model_type", input(preset("deepseek-v2-lite"), set("decode_attention_backend", "trtllm_mha")), "decode_attention_backend = trtllm_mha is a multi-head-attention kernel"},
+		{"mha on mla", "sglang.backend_model_type", input(preset("deepseek-v2-lite"), set("decode_attention_backend", "trtllm_mha")), "decode_attention_backend = trtllm_mha implements only ordinary multi-head attention"},
+		{"torch_native on mla", "sglang.backend_model_type", input(preset("deepseek-v3"), set("attention_backend", "torch_native")), "torch_native implements only ordinary"},
+		{"torch_native on llama", "sglang.backend_model_type", input(set("attention_backend", "torch_native")), ""},
+		{"custom mla shape", "sglang.backend_model_type", input(func(in *Input) { in.Model = Model{Name: "org/m", Heads: 16, KVHeads: 16, MLA: true} }, set("attention_backend", "flashmla")), ""},
+		{"dsa on v3.2", "sglang.backend_model_variant", input(preset("deepseek-v3.2"), set("attention_backend", "dsa")), ""},
+		{"nsa on v3", "sglang.backend_model_variant", input(preset("deepseek-v3"), set("attention_backend", "nsa")), "nsa implements DeepSeek sparse attention (DeepSeek-V3.2), which deepseek-v3 does not have"},
+		{"dual chunk model", "sglang.backend_model_variant", input(func(in *Input) { in.Model = Model{Name: "qwen-1m", Heads: 28, KVHeads: 4, Attention: "dual_chunk"} }, set("attention_backend", "dual_chunk_flash_attn")), ""},
+		{"dual chunk on llama", "sglang.backend_model_variant", input(set("prefill_attention_backend", "dual_chunk_flash_attn")), "needs a model with dual-chunk attention"},
+		{"single node", "sglang.multi_node", input(set("tp_size", 8, "dp_size", 2)), ""},
+		{"two nodes even", "sglang.multi_node", input(static("nnodes", 2), set("tp_size", 8, "pp_size", 2)), ""},
+		{"two nodes odd", "sglang.multi_node", input(static("nnodes", 2), set("tp_size", 1)), "nnodes = 2 does not divide tp_size × pp_size = 1 × 1 = 1"},
+		{"two nodes dp", "sglang.multi_node", input(static("nnodes", 2), set("tp_size", 2, "dp_size", 2)), "dp_size = 2 with nnodes = 2 needs enable_dp_attention"},
 		{"chunk multiple", "sglang.chunk_page_multiple", input(set("chunked_prefill_size", 512, "page_size", 256)), ""},
 		{"chunk forced page ok", "sglang.chunk_page_multiple", input(preset("deepseek-v3"), set("chunked_prefill_size", 8192, "attention_backend", "cutlass_mla")), ""},
 		{"chunk not multiple", "sglang.chunk_page_multiple", input(static("chunked_prefill_size", 3000), drop("chunked_prefill_size"), set("page_size", 64)),
@@ -203,11 +221,14 @@ func TestRule_Check(t *testing.T) {
 		{"no fleet", "hardware.gpu_count", input(set("tp_size", 8, "dp_size", 8)), ""},
 		{"fits host", "hardware.gpu_count", input(h100x8, set("tp_size", 8)), ""},
 		{"too big for hosts", "hardware.gpu_count", input(fleet(host("a", h100, 4), host("b", h100, 2)), set("tp_size", 8)),
-			"= 8 GPUs, but the largest live host has 4 (a: 4 × NVIDIA H100 80GB HBM3 (9.0, 80 GB); b: 2 × NVIDIA H100 80GB HBM3 (9.0, 80 GB))."},
+			"= 8 GPUs, but no live host can give one trial more than 4 (hosts considered: a: 4 × NVIDIA H100 80GB HBM3 (sm90, 80 GiB); b: 2 × NVIDIA H100 80GB HBM3 (sm90, 80 GiB))."},
+		{"device_num caps hosts", "hardware.gpu_count", input(deviceNum(4), h100x8, set("tp_size", 8)),
+			"no live host can give one trial more than 4 (hosts considered: h100-a: 8 × NVIDIA H100 80GB HBM3 (sm90, 80 GiB); device_num caps each host at 4 GPUs)."},
+		{"device_num fits", "hardware.gpu_count", input(deviceNum(4), h100x8, set("tp_size", 4)), ""},
 		{"fa3 on hopper", "hardware.fa3_compute_capability", input(h100x8, set("attention_backend", "fa3")), ""},
 		{"fa3 on ampere dense", "hardware.fa3_compute_capability", input(fleet(host("a", a100, 8)), set("attention_backend", "fa3")), ""},
 		{"fa3 on ampere mla", "hardware.fa3_compute_capability", input(preset("deepseek-v2-lite"), fleet(host("a", a100, 8)), set("attention_backend", "fa3")),
-			"fa3 needs compute capability 9.x for an MLA model, but no live host has 1 such GPUs"},
+			"fa3 needs compute capability 9.x for an MLA model, but no live host has such a GPU"},
 		{"fa3 on blackwell", "hardware.fa3_compute_capability", input(fleet(host("b", b200, 8)), set("prefill_attention_backend", "fa3")), "prefill_attention_backend = fa3 needs compute capability 8.x or 9.x"},
 		{"fa4 mixed fleet", "hardware.fa4_compute_capability", input(fleet(host("a", h100, 8), host("b", b200, 2)), set("prefill_attention_backend", "fa4", "tp_size", 2)), ""},
 		{"fa4 needs 4 blackwell", "hardware.fa4_compute_capability", input(fleet(host("a", h100, 8), host("b", b200, 2)), set("prefill_attention_backend", "fa4", "tp_size", 4)),
@@ -220,8 +241,13 @@ func TestRule_Check(t *testing.T) {
 		{"cutlass_mla blackwell", "hardware.mla_backend_compute_capability", input(preset("deepseek-v3"), fleet(host("b", b200, 8)), set("attention_backend", "cutlass_mla")), ""},
 		{"cutlass_mla hopper", "hardware.mla_backend_compute_capability", input(preset("deepseek-v3"), h100x8, set("attention_backend", "cutlass_mla")), "needs compute capability 10.x (Blackwell)"},
 		{"flashmla blackwell", "hardware.mla_backend_compute_capability", input(preset("deepseek-v3"), fleet(host("b", b200, 8)), set("attention_backend", "flashmla")), "needs compute capability 9.x (Hopper)"},
-		{"aiter on rocm", "hardware.platform_backend", input(fleet(host("m", GPU{Name: "AMD Instinct MI300X", MemoryBytes: 192e9}, 8)), set("attention_backend", "aiter")), ""},
+		{"aiter on rocm", "hardware.platform_backend", input(fleet(host("m", GPU{Name: "AMD Instinct MI300X", MemoryBytes: 192 << 30}, 8)), set("attention_backend", "aiter")), ""},
 		{"aiter on nvidia", "hardware.platform_backend", input(h100x8, set("attention_backend", "aiter")), "aiter is a backend for another platform"},
+		{"flashinfer on nvidia", "hardware.cuda_only_backend", input(h100x8, set("sampling_backend", "flashinfer")), ""},
+		{"pytorch sampling on rocm", "hardware.cuda_only_backend", input(fleet(host("m", GPU{Name: "AMD Instinct MI300X", MemoryBytes: 192 << 30}, 8)), set("attention_backend", "triton", "sampling_backend", "pytorch")), ""},
+		{"flashinfer on rocm", "hardware.cuda_only_backend", input(fleet(host("m", GPU{Name: "AMD Instinct MI300X", MemoryBytes: 192 << 30}, 8)), set("attention_backend", "triton", "sampling_backend", "flashinfer")),
+			"sampling_backend = flashinfer needs the flashinfer package, which exists only for NVIDIA GPUs, but no live host has such a GPU (hosts considered: m: 8 × AMD Instinct MI300X (unknown compute capability, 192 GiB))"},
+		{"fa3 on rocm", "hardware.cuda_only_backend", input(fleet(host("m", GPU{Name: "AMD Instinct MI300X", MemoryBytes: 192 << 30}, 8)), set("attention_backend", "fa3")), "fa3 is a CUDA kernel"},
 		{"8b fits", "hardware.weights_fit", input(h100x8), ""},
 		{"70b on 4 h100", "hardware.weights_fit", input(preset("llama-3.1-70b"), h100x8, set("tp_size", 4)), ""},
 		{"70b on 1 h100", "hardware.weights_fit", input(preset("llama-3.1-70b"), h100x8, set("tp_size", 1)), "llama-3.1-70b needs about 141.2 GB of weights per GPU with tp_size × pp_size = 1"},

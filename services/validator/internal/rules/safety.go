@@ -32,6 +32,11 @@ func safetyRules() []Rule {
 			Check:   checkDomain,
 		},
 		{
+			ID: "safety.version_flags", Set: SetSafety, Source: "SGLang argparse of the pinned version (sglang.md §0, §A.1; R-T1, R-T2, R-T3)",
+			Summary: "Every static arg and proposed flag must exist in the pinned SGLang version (rules.sglang_version), with a choice that version accepts.",
+			Check:   checkVersionFlags,
+		},
+		{
 			ID: "safety.flag_injection", Set: SetSafety, Source: "sgtune: argv safety (DESIGN.md §3: never through a shell)",
 			Summary: "A string value may not start with '-' or contain whitespace, '=' or NUL, so it can never read as a separate flag.",
 			Check:   checkInjection,

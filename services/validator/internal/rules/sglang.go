@@ -15,6 +15,9 @@ const (
 // mlaBackends implement only multi-head latent attention (R-A4).
 var mlaBackends = []string{"flashmla", "cutlass_mla", "trtllm_mla", "cutedsl_mla", "tokenspeed_mla"}
 
+// mhaBackends implement only ordinary multi-head attention (R-A3; A.2 table).
+var mhaBackends = []string{"trtllm_mha", "torch_native", "flex_attention"}
+
 // sglangRules model SGLang's own checks (sglang.md §A.4) that need no
 // hardware facts; the model shape comes from spec.model.preset.
 func sglangRules() []Rule {
@@ -104,7 +107,7 @@ func sglangRules() []Rule {
 		},
 		{
 			ID: "sglang.backend_model_type", Set: SetSGLang, Source: srcBackends + " (R-A3, R-A4)",
-			Summary: "MLA-only backends (flashmla, *_mla) need an MLA model; trtllm_mha needs a non-MLA model (known presets only).",
+			Summary: "MLA-only backends (flashmla, *_mla) need an MLA model; MHA-only backends (trtllm_mha, torch_native, flex_attention) need a non-MLA model (known model shapes only).",
 			Check: func(in Input) *Violation {
 				if !in.Model.Known() {
 					return nil
@@ -113,8 +116,42 @@ func sglangRules() []Rule {
 					if f, b, ok := in.usesBackend(mlaBackends...); ok {
 						return violation(f, " = ", b, " implements only multi-head latent attention, but ", in.Model.Name, " uses ordinary multi-head attention.")
 					}
-				} else if f, b, ok := in.usesBackend("trtllm_mha"); ok {
-					return violation(f, " = ", b, " is a multi-head-attention kernel, but ", in.Model.Name, " uses multi-head latent attention (MLA).")
+				} else if f, b, ok := in.usesBackend(mhaBackends...); ok {
+					return violation(f, " = ", b, " implements only ordinary multi-head attention, but ", in.Model.Name, " uses multi-head latent attention (MLA).")
+				}
+				return nil
+			},
+		},
+		{
+			ID: "sglang.backend_model_variant", Set: SetSGLang, Source: srcBackends + " (R-A6)",
+			Summary: "dsa/nsa need a DeepSeek sparse-attention (DSA) model; dual_chunk_flash_attn needs a dual-chunk-attention model (known model shapes only).",
+			Check: func(in Input) *Violation {
+				if !in.Model.Known() {
+					return nil
+				}
+				if f, b, ok := in.usesBackend("dsa", "nsa"); ok && in.Model.Attention != "dsa" {
+					return violation(f, " = ", b, " implements DeepSeek sparse attention (DeepSeek-V3.2), which ", in.Model.Name, " does not have.")
+				}
+				if f, b, ok := in.usesBackend("dual_chunk_flash_attn"); ok && in.Model.Attention != "dual_chunk" {
+					return violation(f, " = ", b, " needs a model with dual-chunk attention (Qwen long-context models), which ", in.Model.Name, " does not have.")
+				}
+				return nil
+			},
+		},
+		{
+			ID: "sglang.multi_node", Set: SetSGLang, Source: srcServerArgs + " (R-G1, R-DP4)",
+			Summary: "With nnodes > 1, tp_size × pp_size must be divisible by nnodes, and dp_size > 1 needs enable_dp_attention.",
+			Check: func(in Input) *Violation {
+				nodes := in.intOr("nnodes", 1)
+				if nodes <= 1 {
+					return nil
+				}
+				tp, pp, dp := in.size("tp_size"), in.size("pp_size"), in.size("dp_size")
+				if (tp*pp)%nodes != 0 {
+					return violation("nnodes = ", itoa(nodes), " does not divide tp_size × pp_size = ", itoa(tp), " × ", itoa(pp), " = ", itoa(tp*pp), "; SGLang splits the ranks evenly over the nodes.")
+				}
+				if dp > 1 && !in.flag("enable_dp_attention") {
+					return violation("dp_size = ", itoa(dp), " with nnodes = ", itoa(nodes), " needs enable_dp_attention; SGLang does not run multi-node data parallelism without it.")
 				}
 				return nil
 			},
