@@ -62,7 +62,7 @@ commands:
   runner     run a runner service (one per GPU host)
   reporter   run the reporter service
   sim        run sglang-sim, the SGLang-compatible simulator (takes launch_server's flags)
-  validate   check one configuration: sgtune validate [--spec F] '{"tp_size": 2}'
+  validate   check one configuration: sgtune validate [--spec F] [--device-num N] [--gpu MODEL] [--json] '{"tp_size": 2}'
   front      print a study's Pareto front (sgtune front --nats-url URL [--study NAME] [--json])
   health     probe an HTTP URL; exit 0 on 200 (for container health checks)
 
