@@ -12,6 +12,15 @@ SPEC     ?= deploy/specs/quickstart.yaml
 N_TRIALS ?= 40
 RUNNERS  ?= 2
 
+.DEFAULT_GOAL := all
+
+# Fragments owned by their modules (runner and sampler benchmarks, compose);
+# a fragment adds its benchmark to BENCH_TARGETS.
+BENCH_TARGETS :=
+-include services/runner/bench.mk
+-include services/sampler/bench.mk
+-include deploy/compose.mk
+
 .PHONY: all build run test test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane clean help
 
 all: lint test build
@@ -58,17 +67,10 @@ verify-modules: ## build and vet each module on its own (GOWORK=off)
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && GOWORK=off GOFLAGS=-mod=mod $(GO) mod tidy) || exit 1; done
 
-bench: bench-controlplane ## every benchmark (reports: docs/benchmarks.md)
-	@$(MAKE) --no-print-directory $(filter bench-runner bench-sampler,$(BENCH_TARGETS))
+bench: bench-controlplane $(BENCH_TARGETS) ## every benchmark (reports: docs/benchmarks.md)
 
 bench-controlplane: ## proposal -> validated -> claimed latency on an embedded server (target: median <= 20 ms)
 	$(GO) test -run XXX -bench BenchmarkProposalToClaim -benchtime 500x -count 3 ./e2e/
 
 clean: ## remove build outputs and the quickstart data
 	rm -rf $(BIN) .sgtune results.json
-
-# Fragments owned by their modules: runner and sampler benchmarks, compose.
-BENCH_TARGETS :=
--include services/runner/bench.mk
--include services/sampler/bench.mk
--include deploy/compose.mk
