@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "sgtune: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if err := cmd(ctx, args[1:], getenv, stdout, stderr); err != nil {
+	if err := cmd(ctx, args[1:], envAliases(getenv), stdout, stderr); err != nil {
 		if err == errHelp {
 			return 0
 		}
@@ -109,4 +109,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	return 0
+}
+
+// envAliases lets either spelling of a setting configure every service:
+// SGTUNE_REPLICAS and SGTUNE_NATS_REPLICAS both set the replicas of the streams
+// and buckets (services provision with CreateOrUpdate, so two services
+// disagreeing would flip the replica count back and forth).
+func envAliases(getenv func(string) string) func(string) string {
+	aliases := map[string]string{
+		"SGTUNE_REPLICAS":      "SGTUNE_NATS_REPLICAS",
+		"SGTUNE_NATS_REPLICAS": "SGTUNE_REPLICAS",
+	}
+	return func(key string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		if alt, ok := aliases[key]; ok {
+			return getenv(alt)
+		}
+		return ""
+	}
 }

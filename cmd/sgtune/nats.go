@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/sgtune/sgtune/pkg/natsx/embedded"
 )
@@ -33,9 +34,20 @@ func cmdNATS(ctx context.Context, args []string, getenv func(string) string, std
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	password := getenv("NATS_PASSWORD")
+	if f := getenv("NATS_PASSWORD_FILE"); f != "" && password == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read NATS_PASSWORD_FILE: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	if (getenv("NATS_USER") == "") != (password == "") {
+		return usageError("NATS_USER and NATS_PASSWORD (or NATS_PASSWORD_FILE) go together")
+	}
 	srv, err := embedded.Start(embedded.Options{
 		Host: host, Port: port, StoreDir: *dataDir, HTTPPort: *httpPort, Logs: *logs,
-		User: getenv("NATS_USER"), Password: getenv("NATS_PASSWORD"),
+		User: getenv("NATS_USER"), Password: password,
 	})
 	if err != nil {
 		return err

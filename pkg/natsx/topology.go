@@ -2,9 +2,11 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sgtune/sgtune/pkg/events"
 )
@@ -86,16 +88,45 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		return err
 	}
 	for _, sc := range StreamConfigs(t) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := retryTimeouts(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range KVConfigs(t) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		err := retryTimeouts(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("ensure KV bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// retryTimeouts retries op while it times out, for up to a minute: on a fresh
+// cluster, creating replicated streams from several services at once can
+// outlast JetStream's API timeout while the RAFT groups form.
+func retryTimeouts(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := op(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // waitJetStream waits until JetStream answers: it can lag the listener at start
