@@ -61,6 +61,15 @@ func dur(name string, def time.Duration) time.Duration {
 	return def
 }
 
+// sleepForever blocks without tripping the runtime's deadlock detector
+// ("all goroutines are asleep" exits with status 2, which would look like a
+// crash): a sleeping goroutine has a timer pending.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
 // Main runs the fake server and returns the process exit code.
 func Main() int {
 	mode := os.Getenv("SGTUNE_FAKE_MODE")
@@ -87,10 +96,10 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
 		return 1
 	case "hang":
-		select {}
+		sleepForever()
 	case "child":
 		signal.Ignore(syscall.SIGTERM)
-		select {}
+		sleepForever()
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 	case "fork":
