@@ -12,6 +12,8 @@
 //	sim        run sglang-sim, the SGLang-compatible simulator server
 //	validate   check one configuration against the rules
 //	front      print a study's Pareto front from NATS
+//	gpus       print this host's GPU inventory (NVML, or a simulated one)
+//	bench      drive a streaming benchmark against any SGLang server (bench_serving's flags)
 //	health     probe an HTTP endpoint (container health checks)
 //
 // Every service reads its settings from flags and from the environment
@@ -65,6 +67,8 @@ commands:
   validate   check one configuration: sgtune validate [--spec F] [--device-num N] [--gpu MODEL] [--json] '{"tp_size": 2}'
   front      print a study's Pareto front (sgtune front --nats-url URL [--study NAME] [--json])
   health     probe an HTTP URL; exit 0 on 200 (for container health checks)
+  gpus       list this host's GPUs (NVML; --gpus N simulated) as a table or --json
+  bench      benchmark a running server like bench_serving (sgtune bench --url URL [--json])
 
 Run 'sgtune <command> -h' for a command's flags.
 `
@@ -88,6 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"validate":  cmdValidate,
 		"front":     cmdFront,
 		"health":    cmdHealth,
+		"gpus":      cmdGPUs,
+		"bench":     cmdBench,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -54,6 +54,9 @@ const (
 	DurableReporter = "reporter"
 	// DurableRunnersPrefix + "g<N>" consumes the trials that need N GPUs (see TrialsDurable).
 	DurableRunnersPrefix = "runners-"
+	// DurableMaxDeliveries is the runners' shared watcher of max-deliveries advisories
+	// (stream SGTUNE_ADVISORIES): a trial that used up its deliveries gets a FAILED outcome.
+	DurableMaxDeliveries = "runners-max-deliveries"
 )
 
 // Event types, the Envelope.Type of each payload.

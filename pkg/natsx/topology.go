@@ -20,7 +20,8 @@ type Topology struct {
 }
 
 // StreamAdvisories captures JetStream's max-deliveries and terminated advisories, so a
-// trial that exhausted its deliveries is never lost silently.
+// trial that exhausted its deliveries is never lost silently (the runner's
+// advisory watcher, durable DurableMaxDeliveries, turns them into outcomes).
 const StreamAdvisories = "SGTUNE_ADVISORIES"
 
 // StreamConfigs returns the configuration of every sgtune stream.
@@ -56,8 +57,10 @@ func StreamConfigs(t Topology) []jetstream.StreamConfig {
 		{
 			Name: StreamAdvisories,
 			Subjects: []string{
-				"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.SGTUNE_>",
-				"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.SGTUNE_>",
+				// <stream>.<consumer>: a wildcard must be a whole token, so this
+				// captures every stream's; the server has only sgtune's here.
+				"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*",
+				"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.*.*",
 			},
 			Description: "max-deliveries and terminated advisories of sgtune's consumers",
 			Retention:   jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: r,

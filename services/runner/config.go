@@ -43,8 +43,10 @@ type Config struct {
 	// [this executable, "sim"] unless ServerCommand is set (SGTUNE_SIM=1).
 	Sim bool
 	// ServerCommand starts a server; the trial's server args, --host and --port
-	// follow it (SGTUNE_SERVER_COMMAND, space-separated; default
-	// "python3 -m sglang.launch_server", or [executable, "sim"] with Sim).
+	// follow it (SGTUNE_SERVER_COMMAND, space-separated). Empty means the
+	// default, resolved by Run once Sim is final (flags may set it after
+	// LoadConfig): [this executable, "sim"] with Sim, DefaultServerCommand
+	// ("python3 -m sglang.launch_server") otherwise.
 	ServerCommand []string
 	// BenchmarkCmd is the exec backend's command, an argv run without a shell
 	// (SGTUNE_BENCHMARK_CMD, space-separated).
@@ -72,7 +74,13 @@ type Config struct {
 	// (SGTUNE_ACK_WAIT, default 30s).
 	AckWait time.Duration
 	// MaxDeliver of the trial consumers (SGTUNE_MAX_DELIVER, default 5).
+	// AckWait and MaxDeliver are fleet-wide: the first runner sets them, later
+	// runners keep them and warn when theirs differ (natsio.ReconcileConsumer).
 	MaxDeliver int
+	// MaxAckPending of each trial consumer: the fleet-wide cap on trials of
+	// one GPU class claimed at once; runners only ever raise it
+	// (SGTUNE_MAX_ACK_PENDING, default 64).
+	MaxAckPending int
 	// StreamIdleTimeout fails a benchmark request whose stream sends nothing
 	// for this long (SGTUNE_STREAM_IDLE_TIMEOUT, default 2m).
 	StreamIdleTimeout time.Duration
@@ -85,6 +93,7 @@ type Config struct {
 const (
 	DefaultAckWait           = 30 * time.Second
 	DefaultMaxDeliver        = 5
+	DefaultMaxAckPending     = 64
 	DefaultStreamIdleTimeout = 2 * time.Minute
 	DefaultHeartbeatEvery    = 5 * time.Second
 	DefaultGPUModel          = "H100"
@@ -130,6 +139,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	intVar("SGTUNE_GPUS", &cfg.GPUs)
 	intVar("SGTUNE_MAX_CONCURRENT_TRIALS", &cfg.MaxConcurrentTrials)
 	intVar("SGTUNE_MAX_DELIVER", &cfg.MaxDeliver)
+	intVar("SGTUNE_MAX_ACK_PENDING", &cfg.MaxAckPending)
 	durVar("SGTUNE_ACK_WAIT", &cfg.AckWait)
 	durVar("SGTUNE_STREAM_IDLE_TIMEOUT", &cfg.StreamIdleTimeout)
 	durVar("SGTUNE_HEARTBEAT_EVERY", &cfg.HeartbeatEvery)
@@ -169,9 +179,6 @@ func (c *Config) SetDefaults() {
 	if c.GPUModel == "" {
 		c.GPUModel = DefaultGPUModel
 	}
-	if len(c.ServerCommand) == 0 && !c.Sim {
-		c.ServerCommand = append([]string(nil), DefaultServerCommand...)
-	}
 	if c.LogDir == "" {
 		c.LogDir = filepath.Join(os.TempDir(), "sgtune-runner", c.RunnerID)
 	}
@@ -180,6 +187,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.StreamIdleTimeout <= 0 {
 		c.StreamIdleTimeout = DefaultStreamIdleTimeout
@@ -214,9 +224,6 @@ func (c Config) Validate() error {
 	}
 	switch c.Backend {
 	case BackendSGLang:
-		if len(c.ServerCommand) == 0 && !c.Sim {
-			errs = append(errs, errors.New("backend sglang needs a server command"))
-		}
 	case BackendExec:
 		if len(c.BenchmarkCmd) == 0 {
 			errs = append(errs, errors.New("backend exec needs SGTUNE_BENCHMARK_CMD"))

@@ -6,7 +6,10 @@
 // publishes the result and only then acks the trial.
 //
 // Consumes: stream SGTUNE_TRIALS through the shared durable pull consumers
-// runners-g<N> (filter sgtune.trials.*.g<N>.*) for N = 1..host GPUs.
+// runners-g<N> (filter sgtune.trials.*.g<N>.*) for N = 1..host GPUs, and
+// the max-deliveries advisories of those consumers through the durable
+// runners-max-deliveries on SGTUNE_ADVISORIES (a trial that exhausted its
+// deliveries is dead-lettered, recorded as FAILED and removed from the queue).
 // Produces: sgtune.outcomes.<study>.<trial> (TrialResult),
 // sgtune.progress.<study>.<trial> (TrialProgress), sgtune.dlq.sgtune_trials
 // (DeadLetter), and its heartbeat in KV bucket sgtune_fleet under its id.

@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	adapter, err := natsio.New(js, natsio.Config{
 		RunnerID: cfg.RunnerID, Host: host, Backend: backend, GPUs: inv.GPUs(),
 		MaxConcurrentTrials: cfg.MaxConcurrentTrials, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
-		HeartbeatEvery: cfg.HeartbeatEvery, Logger: log,
+		MaxAckPending: cfg.MaxAckPending, HeartbeatEvery: cfg.HeartbeatEvery, Logger: log,
 	}, exec)
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
@@ -127,6 +127,9 @@ func backendSetup(cfg Config) (backend string, command, env []string, err error)
 	}
 	command = cfg.ServerCommand
 	backend = trial.BackendSGLang
+	if len(command) == 0 && !cfg.Sim {
+		command = append([]string(nil), DefaultServerCommand...)
+	}
 	if cfg.Sim {
 		backend = trial.BackendSim
 		if len(command) == 0 {

@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 	if fakeserver.Enabled() {
 		os.Exit(fakeserver.Main())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeSGTuneBinary()
+	os.Exit(code)
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -49,8 +51,16 @@ func TestLoadConfig(t *testing.T) {
 	}
 
 	def, err := LoadConfig(func(string) string { return "" })
-	if err != nil || def.Backend != BackendSGLang || !slices.Equal(def.ServerCommand, DefaultServerCommand) || def.RunnerID == "" || def.GPUModel != "H100" {
+	if err != nil || def.Backend != BackendSGLang || len(def.ServerCommand) != 0 || def.RunnerID == "" || def.GPUModel != "H100" {
 		t.Fatalf("defaults %+v (%v)", def, err)
+	}
+	if _, command, _, _ := backendSetup(def); !slices.Equal(command, DefaultServerCommand) {
+		t.Fatalf("default server command %v", command)
+	}
+	// --sim given as a flag after LoadConfig still launches the simulator.
+	def.Sim = true
+	if _, command, _, _ := backendSetup(def); command[len(command)-1] != "sim" {
+		t.Fatalf("sim server command %v", command)
 	}
 }
 

@@ -23,6 +23,7 @@ type NVML struct {
 var (
 	_ Inventory   = (*NVML)(nil)
 	_ EnergyMeter = (*NVML)(nil)
+	_ Sampler     = (*NVML)(nil)
 )
 
 // OpenNVML initialises NVML and reads the inventory. Without a driver NVML's
@@ -97,4 +98,38 @@ func (n *NVML) EnergyMillijoules(index int) (uint64, error) {
 		return 0, fmt.Errorf("gpu: nvml energy of %d: %s", index, n.lib.ErrorString(ret))
 	}
 	return e, nil
+}
+
+// Sample reads memory use, power, utilisation and the energy counter of GPU
+// index. Memory must be readable; the others are optional (ERROR_NOT_SUPPORTED
+// on some products, utilisation on MIG) and flagged in the Reading.
+func (n *NVML) Sample(index int) (Reading, error) {
+	if index < 0 || index >= len(n.devices) {
+		return Reading{}, fmt.Errorf("%w: %d", ErrNoSuchGPU, index)
+	}
+	d := n.devices[index]
+	mem, ret := d.GetMemoryInfo()
+	if ret != nvml.SUCCESS {
+		return Reading{}, fmt.Errorf("gpu: nvml memory of %d: %s", index, n.lib.ErrorString(ret))
+	}
+	r := Reading{MemoryUsedBytes: mem.Used}
+	if p, ret := d.GetPowerUsage(); ret == nvml.SUCCESS {
+		r.PowerMilliwatts, r.HasPower = p, true
+	}
+	if u, ret := d.GetUtilizationRates(); ret == nvml.SUCCESS {
+		r.UtilizationPct, r.HasUtil = u.Gpu, true
+	}
+	if e, ret := d.GetTotalEnergyConsumption(); ret == nvml.SUCCESS {
+		r.EnergyMillijoules, r.HasEnergy = e, true
+	}
+	return r, nil
+}
+
+// DriverVersion returns the NVIDIA driver's version, or "".
+func (n *NVML) DriverVersion() string {
+	v, ret := n.lib.SystemGetDriverVersion()
+	if ret != nvml.SUCCESS {
+		return ""
+	}
+	return v
 }

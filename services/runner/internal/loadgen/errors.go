@@ -21,3 +21,7 @@ var ErrAllFailed = errors.New("loadgen: every request failed")
 // ErrBadWorkload is returned for a workload that cannot be run (unknown
 // backend or dataset, no prompts, no requests).
 var ErrBadWorkload = errors.New("loadgen: bad workload")
+
+// ErrStalled is returned when a stream sent nothing for the idle timeout: the
+// server hung. The run is aborted at once; the Result is returned too.
+var ErrStalled = errors.New("loadgen: a stream stalled")

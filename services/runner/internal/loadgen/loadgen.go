@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Client sends the requests; default NewClient(concurrency).
 	Client *http.Client
+	// RequestIDPrefix, when set, gives every measured /generate request the
+	// SGLang request id "rid" = prefix + its index, so its measurement can be
+	// matched with the server's own timing of it (the fidelity benchmark).
+	// Leave it empty against a shared server: SGLang rejects duplicate ids.
+	RequestIDPrefix string
 }
 
 // Result is a finished benchmark.
@@ -50,14 +56,21 @@ type Result struct {
 	Units   map[string]string
 }
 
-// FirstError returns the error of the first failed request, for a reason text.
+// FirstError returns the error of the first failed request, for a reason
+// text, preferring a real failure to the cancellations an aborted run leaves.
 func (r *Result) FirstError() string {
+	first := ""
 	for i := range r.Requests {
-		if !r.Requests[i].OK {
-			return r.Requests[i].Err
+		if e := r.Requests[i].Err; !r.Requests[i].OK {
+			if e != "cancelled" && !strings.HasPrefix(e, "not sent: ") {
+				return e
+			}
+			if first == "" {
+				first = e
+			}
 		}
 	}
-	return ""
+	return first
 }
 
 // NewClient returns an HTTP client suited to n concurrent streams: one kept-
@@ -104,6 +117,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.RequestIDPrefix != "" {
+		setRequestIDs(measured, o.RequestIDPrefix)
+	}
 	warm, err := buildRequests(w, model, prompts, max(w.WarmupRequests, 0), seed+1, true)
 	if err != nil {
 		return nil, err
@@ -129,13 +145,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		t := time.AfterFunc(o.Timeout, func() { timedOut.Store(true); cancel() })
 		defer t.Stop()
 	}
-	b := &bench{client: client, base: strings.TrimRight(o.BaseURL, "/"), idle: idle}
+	b := &bench{client: client, base: strings.TrimRight(o.BaseURL, "/"), idle: idle, abort: cancel}
 
 	fail := func() error {
-		if timedOut.Load() {
+		switch {
+		case timedOut.Load():
 			return fmt.Errorf("%w after %s", ErrTimeout, o.Timeout)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case b.stalled.Load():
+			return fmt.Errorf("%w: a stream sent nothing for %s", ErrStalled, idle)
 		}
-		return ctx.Err()
+		return nil
 	}
 	if len(warm) > 0 {
 		b.runAll(bctx, warm, min(conc, len(warm)))
@@ -147,6 +168,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	results := b.runAll(bctx, measured, conc)
 	dur := time.Since(start)
 	if err := fail(); err != nil {
+		if errors.Is(err, ErrStalled) {
+			return &Result{Requests: results, Duration: dur}, err
+		}
 		return nil, err
 	}
 	res := &Result{Requests: results, Duration: dur}
@@ -165,6 +189,10 @@ type bench struct {
 	client *http.Client
 	base   string
 	idle   time.Duration
+	// A stalled stream means a hung server: abort ends the whole run at once
+	// instead of letting every other request stall too.
+	abort   context.CancelFunc
+	stalled atomic.Bool
 }
 
 // runAll sends reqs honouring their arrival offsets, at most conc at a time
@@ -215,14 +243,21 @@ var streamPool = sync.Pool{New: func() any { return &stream{buf: make([]byte, 16
 
 // do sends one request and measures its stream.
 func (b *bench) do(ctx context.Context, r *request) RequestResult {
-	res := RequestResult{InputTokens: r.inputLen}
+	res := RequestResult{InputTokens: r.inputLen, RID: r.rid}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stalled atomic.Bool
-	idle := time.AfterFunc(b.idle, func() { stalled.Store(true); cancel() })
+	idle := time.AfterFunc(b.idle, func() {
+		stalled.Store(true)
+		b.stalled.Store(true)
+		b.abort()
+	})
 	defer idle.Stop()
 
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, b.base+r.path, bytes.NewReader(r.body))
+	// WroteRequest tells the client's own share of the time to first token
+	// apart from the server's (its read, parse and queue before it sees the request).
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { res.Sent = time.Now() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(rctx, trace), http.MethodPost, b.base+r.path, bytes.NewReader(r.body))
 	if err != nil {
 		res.Err = err.Error()
 		return res

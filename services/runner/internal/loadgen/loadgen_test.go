@@ -186,11 +186,13 @@ func TestRun_failures(t *testing.T) {
 		name        string
 		givenMode   string
 		expectedErr string
+		expectedIs  error
 	}{
-		{name: "error event", givenMode: "error", expectedErr: "server error: boom"},
-		{name: "http 500", givenMode: "500", expectedErr: "HTTP 500"},
-		{name: "stall", givenMode: "stall", expectedErr: "stalled"},
-		{name: "no done and no finish", givenMode: "nodone", expectedErr: "before the request finished"},
+		{name: "error event", givenMode: "error", expectedErr: "server error: boom", expectedIs: ErrAllFailed},
+		{name: "http 500", givenMode: "500", expectedErr: "HTTP 500", expectedIs: ErrAllFailed},
+		// A stall aborts the run: the other requests end as cancelled.
+		{name: "stall", givenMode: "stall", expectedErr: "stalled", expectedIs: ErrStalled},
+		{name: "no done and no finish", givenMode: "nodone", expectedErr: "before the request finished", expectedIs: ErrAllFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,11 +201,14 @@ func TestRun_failures(t *testing.T) {
 			w := baseWorkload()
 			w.NumPrompts, w.WarmupRequests = 3, 0
 			res, err := Run(context.Background(), Options{BaseURL: url, Workload: w, IdleTimeout: 200 * time.Millisecond})
-			if !errors.Is(err, ErrAllFailed) {
-				t.Fatalf("err = %v, want ErrAllFailed", err)
+			if !errors.Is(err, tt.expectedIs) {
+				t.Fatalf("err = %v, want %v", err, tt.expectedIs)
 			}
-			if res == nil || res.Metrics["failed"] != 3 || !strings.Contains(res.FirstError(), tt.expectedErr) {
-				t.Fatalf("result %+v, first error %q", res.Metrics, res.FirstError())
+			if res == nil || !strings.Contains(res.FirstError(), tt.expectedErr) {
+				t.Fatalf("result %+v, first error %q", res, res.FirstError())
+			}
+			if tt.expectedIs == ErrAllFailed && res.Metrics["failed"] != 3 {
+				t.Fatalf("failed = %v, want 3", res.Metrics["failed"])
 			}
 		})
 	}

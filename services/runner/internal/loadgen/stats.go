@@ -68,8 +68,11 @@ type RequestResult struct {
 	// ITL holds the gaps between content chunks, each spread evenly over the
 	// chunk's new tokens.
 	ITL []time.Duration
-	// Start is when the request was sent.
-	Start time.Time
+	// Start is when the request was sent (handed to the HTTP client), Sent
+	// when its last byte was written to the connection.
+	Start, Sent time.Time
+	// RID is the request id sent to the server (Options.RequestIDPrefix), if any.
+	RID string
 }
 
 // TPOT is (E2E - TTFT) / (output tokens - 1), defined for more than one token.

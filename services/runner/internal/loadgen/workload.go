@@ -36,6 +36,25 @@ type request struct {
 	outputLen int // max new tokens requested
 	arrival   time.Duration
 	openai    bool
+	rid       string // SGLang request id sent with the request, if any
+}
+
+// setRequestIDs adds "rid": prefix+index to native requests' bodies (the
+// body ends with '}': the field is spliced in before it).
+func setRequestIDs(reqs []request, prefix string) {
+	for i := range reqs {
+		r := &reqs[i]
+		if r.openai || len(r.body) == 0 || r.body[len(r.body)-1] != '}' {
+			continue
+		}
+		r.rid = prefix + strconv.Itoa(i)
+		q, _ := json.Marshal(r.rid)
+		body := make([]byte, 0, len(r.body)+len(q)+8)
+		body = append(body, r.body[:len(r.body)-1]...)
+		body = append(body, `,"rid":`...)
+		body = append(body, q...)
+		r.body = append(body, '}')
+	}
 }
 
 // LengthRange returns the inclusive range bench_serving draws a length from:

@@ -5,7 +5,8 @@
 // runner's entry in the fleet bucket alive.
 //
 // Consumes: stream SGTUNE_TRIALS through the shared durables runners-g<N>
-// (filter sgtune.trials.*.g<N>.*), one per GPU count N up to the host's.
+// (filter sgtune.trials.*.g<N>.*), one per GPU count N up to the host's, and
+// SGTUNE_ADVISORIES through runners-max-deliveries (WatchMaxDeliveries).
 // Produces: sgtune.outcomes.<study>.<trial> (TrialResult, expected last
 // subject sequence 0), sgtune.progress.<study>.<trial> (TrialProgress),
 // sgtune.dlq.sgtune_trials (DeadLetter), KV sgtune_fleet/<runner id>.
@@ -68,7 +69,7 @@ type Config struct {
 	PollEvery time.Duration
 	// HandBackDelay is the NakWithDelay of trials handed back at shutdown (1 s).
 	HandBackDelay time.Duration
-	// Logger receives the adapter's lines.
+	// Logger receives the adapter's lines; give it the runner id field.
 	Logger zerolog.Logger
 }
 
@@ -111,9 +112,63 @@ type Runner struct {
 	alloc   *packing.Allocator
 	running int
 	started time.Time
+	// For backfilling: the trials running now and what trials of each GPU
+	// class took on this host so far (their mean).
+	inFlight map[uint64]runningTrial
+	nextID   uint64
+	took     map[int]durationStat
 
 	finished chan struct{} // a trial ended: GPUs may be free
 	wg       sync.WaitGroup
+}
+
+type runningTrial struct {
+	gpus  int
+	since time.Time
+}
+
+type durationStat struct {
+	n   int
+	sum time.Duration
+}
+
+// expected returns the mean duration of finished trials per class; a class
+// not seen yet gets the mean over all classes (none when nothing finished).
+func (r *Runner) expectedLocked() map[int]time.Duration {
+	out := map[int]time.Duration{}
+	var all durationStat
+	for n, st := range r.took {
+		out[n] = st.sum / time.Duration(st.n)
+		all.n += st.n
+		all.sum += st.sum
+	}
+	if all.n == 0 {
+		return out
+	}
+	for n := 1; n <= r.total; n++ {
+		if _, ok := out[n]; !ok {
+			out[n] = all.sum / time.Duration(all.n)
+		}
+	}
+	return out
+}
+
+// backfillLocked returns the classes that may be claimed although a larger
+// class is reserved (packing.Backfill), given what is running now.
+func (r *Runner) backfillLocked(free int, pending map[int]bool, now time.Time) []int {
+	need := packing.Reserved(free, r.total, pending)
+	if need == 0 {
+		return nil
+	}
+	expected := r.expectedLocked()
+	if len(expected) == 0 {
+		return nil // nothing finished yet: no estimates
+	}
+	running := make([]packing.Running, 0, len(r.inFlight))
+	for _, t := range r.inFlight {
+		running = append(running, packing.Running{GPUs: t.gpus, Remaining: max(expected[t.gpus]-now.Sub(t.since), 0)})
+	}
+	return packing.Backfill(free, pending, expected, packing.ShadowTime(free, need, running))
 }
 
 // New checks cfg and returns an adapter using js and exec.
@@ -134,10 +189,12 @@ func New(js jetstream.JetStream, cfg Config, exec TrialRunner) (*Runner, error) 
 	}
 	return &Runner{
 		js: js, cfg: cfg, exec: exec,
-		log:      cfg.Logger.With().Str("runner", cfg.RunnerID).Logger(),
+		log:      cfg.Logger, // Run's logger already carries the runner id
 		cons:     map[int]jetstream.Consumer{},
 		total:    len(cfg.GPUs),
 		alloc:    packing.NewAllocator(idx),
+		inFlight: map[uint64]runningTrial{},
+		took:     map[int]durationStat{},
 		finished: make(chan struct{}, 1),
 	}, nil
 }
@@ -157,18 +214,53 @@ func ConsumerConfig(n int, ackWait time.Duration, maxDeliver, maxAckPending int)
 	}
 }
 
-// EnsureConsumers creates or updates the consumers of every GPU class up to
-// the host's GPU count (the streams must exist: natsx.EnsureTopology).
+// EnsureConsumers creates the consumers of every GPU class up to the host's
+// GPU count (the streams must exist: natsx.EnsureTopology), or reconciles
+// them with ReconcileConsumer when another runner created them first, and
+// adopts the smallest AckWait in force for its heartbeats.
 func (r *Runner) EnsureConsumers(ctx context.Context) error {
 	for _, n := range packing.Classes(r.total) {
-		c, err := r.js.CreateOrUpdateConsumer(ctx, events.StreamTrials,
-			ConsumerConfig(n, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending))
+		want := ConsumerConfig(n, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending)
+		if cur, err := r.js.Consumer(ctx, events.StreamTrials, events.TrialsDurable(n)); err == nil {
+			have := cur.CachedInfo().Config
+			want = ReconcileConsumer(have, want)
+			if have.AckWait != r.cfg.AckWait || have.MaxDeliver != r.cfg.MaxDeliver {
+				r.log.Warn().Str("consumer", want.Durable).Dur("ack_wait", have.AckWait).Int("max_deliver", have.MaxDeliver).
+					Dur("configured_ack_wait", r.cfg.AckWait).Int("configured_max_deliver", r.cfg.MaxDeliver).
+					Msg("the fleet's consumer settings differ from this runner's: keeping the fleet's")
+			}
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("read consumer %s: %w", events.TrialsDurable(n), err)
+		}
+		c, err := r.js.CreateOrUpdateConsumer(ctx, events.StreamTrials, want)
 		if err != nil {
 			return fmt.Errorf("ensure consumer %s: %w", events.TrialsDurable(n), err)
 		}
 		r.cons[n] = c
+		if aw := c.CachedInfo().Config.AckWait; aw > 0 && aw < r.cfg.AckWait {
+			r.cfg.AckWait = aw // heartbeat within the shortest AckWait in force
+		}
 	}
 	return nil
+}
+
+// ReconcileConsumer merges this runner's wanted settings of a shared trial
+// consumer into the ones in force, so runners started with different
+// settings do not flip the consumer back and forth: AckWait and MaxDeliver
+// stay as the fleet has them (the first runner's; change them for the whole
+// fleet with `nats consumer edit`), and MaxAckPending, the fleet-wide cap on
+// trials of the class claimed at once, is only ever raised, never lowered
+// below what another runner needs.
+func ReconcileConsumer(have, want jetstream.ConsumerConfig) jetstream.ConsumerConfig {
+	out := want
+	if have.AckWait > 0 {
+		out.AckWait = have.AckWait
+	}
+	if have.MaxDeliver != 0 {
+		out.MaxDeliver = have.MaxDeliver
+	}
+	out.MaxAckPending = max(have.MaxAckPending, want.MaxAckPending)
+	return out
 }
 
 // Run claims and runs trials until ctx is done, heartbeating the fleet entry.
@@ -195,9 +287,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer close(hbDone)
 		r.heartbeat(ctx)
 	}()
+	advDone := make(chan struct{})
+	go func() {
+		defer close(advDone)
+		if err := WatchMaxDeliveries(ctx, r.js, r.log); err != nil && ctx.Err() == nil {
+			r.log.Error().Err(err).Msg("max-deliveries advisories are not watched")
+		}
+	}()
 	r.claimLoop(ctx, wake)
 	r.wg.Wait()
 	<-hbDone
+	<-advDone
 	return nil
 }
 
@@ -255,7 +355,13 @@ func (r *Runner) claimOnce(ctx context.Context) bool {
 			pending[n] = true
 		}
 	}
-	for _, n := range packing.Claimable(free, r.total, slots, pending) {
+	classes := packing.Claimable(free, r.total, slots, pending)
+	if len(classes) == 0 {
+		r.mu.Lock()
+		classes = r.backfillLocked(free, pending, time.Now())
+		r.mu.Unlock()
+	}
+	for _, n := range classes {
 		batch, err := r.cons[n].FetchNoWait(1)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -311,8 +417,11 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 
 	r.mu.Lock()
 	gpus, err := r.alloc.Allocate(class)
+	id := r.nextID
 	if err == nil {
 		r.running++
+		r.nextID++
+		r.inFlight[id] = runningTrial{gpus: class, since: time.Now()}
 	}
 	r.mu.Unlock()
 	if err != nil { // cannot happen: only this loop allocates, and it checked
@@ -328,6 +437,11 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 			r.mu.Lock()
 			_ = r.alloc.Release(gpus)
 			r.running--
+			st := r.took[class]
+			st.n++
+			st.sum += time.Since(r.inFlight[id].since)
+			r.took[class] = st
+			delete(r.inFlight, id)
 			r.mu.Unlock()
 			signal(r.finished)
 		}()

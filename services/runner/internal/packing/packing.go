@@ -1,12 +1,17 @@
 // Package packing decides which GPUs of a host a trial gets and which GPU
-// classes (trials needing 1, 2, 4, ... GPUs) the runner may claim now. It is
-// pure: no I/O, no clock, no NATS.
+// classes (trials needing 1, 2, 4, ... GPUs) the runner may claim now: the
+// reservation rule (Claimable) keeps large trials from starving, and EASY
+// backfilling (Reserved, ShadowTime, Backfill) lets short trials use GPUs
+// that drain for a reserved large trial. It is pure: no I/O, no clock (times
+// are passed in), no NATS.
 package packing
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // ErrNotEnough is returned by Allocate when fewer than n GPUs are free.
@@ -132,6 +137,65 @@ func Claimable(free, total, slots int, pending map[int]bool) []int {
 	var out []int
 	for n := min(free, total); n >= 1; n-- {
 		if pending[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Running is a trial in progress as the backfill rule sees it.
+type Running struct {
+	// GPUs the trial holds.
+	GPUs int
+	// Remaining is its expected time left (0 when it is overdue).
+	Remaining time.Duration
+}
+
+// Reserved returns the class the reservation rule holds GPUs for: the
+// smallest class with waiting trials that needs more than free GPUs but no
+// more than total (0 when none waits).
+func Reserved(free, total int, pending map[int]bool) int {
+	best := 0
+	for n, ok := range pending {
+		if ok && n > free && n <= total && (best == 0 || n < best) {
+			best = n
+		}
+	}
+	return best
+}
+
+// ShadowTime is how long until need GPUs are free if the running trials end
+// as expected: the reserved trial's expected start. It returns 0 when free
+// already suffices or when the running trials cannot free enough.
+func ShadowTime(free, need int, running []Running) time.Duration {
+	if free >= need {
+		return 0
+	}
+	rs := slices.Clone(running)
+	slices.SortFunc(rs, func(a, b Running) int { return cmp.Compare(a.Remaining, b.Remaining) })
+	for _, r := range rs {
+		free += r.GPUs
+		if free >= need {
+			return r.Remaining
+		}
+	}
+	return 0
+}
+
+// Backfill returns the classes (largest first) that may start now on free
+// GPUs although the reservation rule holds them for a larger trial: those
+// with waiting trials whose expected duration is known (> 0) and ends before
+// the shadow time, so the reserved trial starts no later than it would
+// have (EASY backfilling). Durations are estimates; a trial that overruns
+// shrinks the next shadow time to zero, which stops further backfilling, so
+// the large trial is delayed by at most one estimate's error.
+func Backfill(free int, pending map[int]bool, expected map[int]time.Duration, shadow time.Duration) []int {
+	if free <= 0 || shadow <= 0 {
+		return nil
+	}
+	var out []int
+	for n := free; n >= 1; n-- {
+		if d := expected[n]; pending[n] && d > 0 && d <= shadow {
 			out = append(out, n)
 		}
 	}

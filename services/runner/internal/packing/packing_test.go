@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestAllocate_prefers_aligned_contiguous(t *testing.T) {
@@ -131,5 +132,46 @@ func TestClaimable(t *testing.T) {
 				t.Fatalf("Claimable = %v, want %v", got, tt.expected)
 			}
 		})
+	}
+}
+
+func TestBackfill_EASY(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	running := []Running{{GPUs: 4, Remaining: 10 * s}, {GPUs: 2, Remaining: 3 * s}, {GPUs: 1, Remaining: 0}}
+	tests := []struct {
+		name            string
+		givenFree       int
+		givenNeed       int
+		givenExpected   map[int]time.Duration
+		expectedShadow  time.Duration
+		expectedClasses []int
+	}{
+		// 1 free + 1 (overdue) + 2 (in 3 s) = 4 >= 4: the 4-GPU trial starts in 3 s.
+		{name: "short trial fits before the reserved start", givenFree: 1, givenNeed: 4,
+			givenExpected: map[int]time.Duration{1: 2 * s}, expectedShadow: 3 * s, expectedClasses: []int{1}},
+		{name: "long trial would delay it", givenFree: 1, givenNeed: 4,
+			givenExpected: map[int]time.Duration{1: 5 * s}, expectedShadow: 3 * s},
+		{name: "unknown duration is not backfilled", givenFree: 1, givenNeed: 4,
+			givenExpected: map[int]time.Duration{}, expectedShadow: 3 * s},
+		// 8 GPUs need every running trial to end: the shadow is the longest remaining time.
+		{name: "whole host reserved", givenFree: 1, givenNeed: 8,
+			givenExpected: map[int]time.Duration{1: 9 * s}, expectedShadow: 10 * s, expectedClasses: []int{1}},
+		{name: "cannot free enough", givenFree: 0, givenNeed: 9, expectedShadow: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			shadow := ShadowTime(tt.givenFree, tt.givenNeed, running)
+			if shadow != tt.expectedShadow {
+				t.Fatalf("shadow = %v, want %v", shadow, tt.expectedShadow)
+			}
+			got := Backfill(tt.givenFree, map[int]bool{1: true, tt.givenNeed: true}, tt.givenExpected, shadow)
+			if !slices.Equal(got, tt.expectedClasses) {
+				t.Fatalf("backfill = %v, want %v", got, tt.expectedClasses)
+			}
+		})
+	}
+	if got := Reserved(2, 8, map[int]bool{1: true, 4: true, 8: true}); got != 4 {
+		t.Fatalf("Reserved = %d, want the smallest waiting class that does not fit (4)", got)
 	}
 }

@@ -219,10 +219,18 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		}
 	}()
 	energy := e.energyStart(gpus)
+	var mon *gpu.Monitor
+	if s, ok := e.cfg.Inventory.(gpu.Sampler); ok {
+		mon = gpu.StartMonitor(s, gpus, SampleEvery)
+	}
 	out, berr := loadgen.Run(bctx, loadgen.Options{
 		BaseURL: srv.URL(), Workload: q.Workload, Model: modelName(q.ServerArgs),
 		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout,
 	})
+	var usage gpu.Summary
+	if mon != nil {
+		usage = mon.Stop()
+	}
 	if berr != nil && ctx.Err() == nil {
 		// Requests failing together often means the server is dying: give the
 		// exit a moment to be seen so it is classified as oom/crash.
@@ -243,6 +251,9 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		fail(res, events.FailTimeout, berr.Error())
 		return nil
 	case berr != nil:
+		// Includes loadgen.ErrStalled (a stream sent nothing for the idle
+		// timeout, and the run was aborted): a server that hung answers
+		// /health_generate with 503 or not at all.
 		hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
 		healthy := srv.Healthy(hctx)
 		hcancel()
@@ -260,7 +271,41 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		res.Units[k] = v
 	}
 	e.energyEnd(energy, gpus, res)
+	if mon != nil {
+		putUsage(res, usage, out.Duration)
+	}
 	return nil
+}
+
+// SampleEvery is how often GPU memory, utilisation and power are sampled
+// during a benchmark (NVML's utilisation and power are themselves averages
+// over about a second).
+const SampleEvery = 500 * time.Millisecond
+
+// putUsage adds the benchmark's GPU usage to a result: peak memory (one GPU
+// and all of the trial's), utilisation and power; energy from the counters
+// when energyEnd could not.
+func putUsage(res *events.TrialResult, u gpu.Summary, d time.Duration) {
+	put := func(k string, v float64, unit string) { res.Metrics[k], res.Units[k] = v, unit }
+	put("gpu_peak_memory_bytes", float64(u.PeakMemoryBytes), "B")
+	put("gpu_peak_memory_total_bytes", float64(u.PeakMemoryTotalBytes), "B")
+	if u.HasUtil {
+		put("gpu_mean_utilization", u.MeanUtilizationPct, "%")
+		put("gpu_max_utilization", u.MaxUtilizationPct, "%")
+	}
+	if u.HasPower {
+		put("gpu_mean_power_watts", u.MeanPowerWatts, "W")
+		put("gpu_max_power_watts", u.MaxPowerWatts, "W")
+	}
+	if _, ok := res.Metrics["energy_joules"]; !ok && u.HasEnergy {
+		put("energy_joules", u.EnergyJoules, "J")
+		if tok := res.Metrics["total_output_tokens"]; tok > 0 {
+			put("energy_per_output_token", u.EnergyJoules/tok, "J/tok")
+		}
+	}
+	if j, ok := res.Metrics["energy_joules"]; ok && d > 0 {
+		put("avg_power_watts", j/d.Seconds(), "W")
+	}
 }
 
 // modelName picks the name to send as "model" to /v1/completions.

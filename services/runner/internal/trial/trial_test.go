@@ -14,6 +14,7 @@ import (
 
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
+	"github.com/sgtune/sgtune/services/runner/internal/gpu"
 )
 
 func TestMain(m *testing.M) {
@@ -177,5 +178,42 @@ func TestModelName(t *testing.T) {
 	}
 	if got := modelName(nil); got != "default" {
 		t.Fatal(got)
+	}
+}
+
+// meteredInventory is a 4-GPU inventory whose GPUs draw 200 W at 80 %
+// utilisation with 30 GiB in use, and whose energy counters advance with time.
+type meteredInventory struct{ start time.Time }
+
+func (m *meteredInventory) GPUs() []events.GPU { return nil }
+func (m *meteredInventory) MemoryUsed(int) (uint64, error) {
+	return 0, nil // released: the post-stop check passes at once
+}
+func (m *meteredInventory) Sample(int) (gpu.Reading, error) {
+	return gpu.Reading{PowerMilliwatts: 200_000, UtilizationPct: 80, MemoryUsedBytes: 30 << 30,
+		EnergyMillijoules: uint64(time.Since(m.start).Milliseconds()) * 200, HasPower: true, HasUtil: true, HasEnergy: true}, nil
+}
+
+func TestRun_reports_gpu_usage_with_a_sampler(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{
+		Backend: BackendSim, ServerCommand: fakeserver.Command(), ServerEnv: fakeserver.Env("healthy", nil),
+		LogDir: t.TempDir(), Runner: "r1", Host: "h", GPUModel: "H100", Inventory: &meteredInventory{start: time.Now()},
+		IdleTimeout: 5 * time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Run(context.Background(), queued(5), []int{2, 3}, nil)
+	if err != nil || res.State != events.StateComplete {
+		t.Fatalf("Run: %v %+v", err, res)
+	}
+	m := res.Metrics
+	if m["gpu_peak_memory_bytes"] != 30<<30 || m["gpu_peak_memory_total_bytes"] != 60<<30 ||
+		m["gpu_mean_utilization"] != 80 || m["gpu_mean_power_watts"] != 400 || res.Units["gpu_mean_power_watts"] != "W" {
+		t.Fatalf("metrics = %v", m)
+	}
+	if m["energy_joules"] < 0 || m["energy_per_output_token"] < 0 {
+		t.Fatalf("energy metrics = %v", m)
 	}
 }

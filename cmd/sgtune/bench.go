@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/runner"
+)
+
+// rateFlag is --request-rate: a number of requests per second or "inf"
+// (send every request at once), as in bench_serving. 0 stands for inf.
+type rateFlag float64
+
+func (r *rateFlag) String() string {
+	if *r <= 0 {
+		return "inf"
+	}
+	return strconv.FormatFloat(float64(*r), 'g', -1, 64)
+}
+
+func (r *rateFlag) Set(s string) error {
+	if strings.EqualFold(s, "inf") {
+		*r = 0
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return fmt.Errorf("want a positive number or inf")
+	}
+	*r = rateFlag(f)
+	return nil
+}
+
+// cmdBench runs the runner's load generator against a running SGLang (or
+// SGLang-compatible) server and prints bench_serving's metrics: a summary,
+// or with --json one bench_serving-compatible JSON object.
+func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	url := fs.String("url", "", "base URL of the server, e.g. http://127.0.0.1:30000 (required)")
+	backend := fs.String("backend", "sglang", "sglang (POST /generate) or openai (POST /v1/completions)")
+	numPrompts := fs.Int("num-prompts", 1000, "measured requests")
+	inLen := fs.Int("random-input-len", 1024, "input tokens of random-ids prompts")
+	outLen := fs.Int("random-output-len", 1024, "output tokens per request (max new tokens)")
+	ratio := fs.Float64("random-range-ratio", 0, "lengths drawn uniformly from [max(int(len*ratio),1), len]; 1 = fixed")
+	maxConc := fs.Int("max-concurrency", 0, "requests in flight at most (0: no limit)")
+	var rate rateFlag
+	fs.Var(&rate, "request-rate", "Poisson arrival rate in requests/s, or inf (all at once) (default inf)")
+	seed := fs.Int64("seed", 1, "seed of prompts, lengths and arrivals")
+	datasetPath := fs.String("dataset-path", "", "prompt file, one prompt a line (default: random token ids)")
+	warmup := fs.Int("warmup-requests", 1, "warm-up requests, not measured")
+	model := fs.String("model", "", "model name sent to /v1/completions (default: the server's)")
+	disableEOS := fs.Bool("disable-ignore-eos", false, "let requests stop at EOS (default: ignore_eos, exact output lengths)")
+	timeout := fs.Duration("timeout", 0, "bound on the whole benchmark (0: none)")
+	idle := fs.Duration("idle-timeout", 2*time.Minute, "fail the run when a stream sends nothing this long")
+	asJSON := fs.Bool("json", false, "print one bench_serving-compatible JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return usageError("--url is required")
+	}
+	if *backend != "sglang" && *backend != "openai" {
+		return usageError("--backend %q: want sglang or openai", *backend)
+	}
+	w := events.Workload{
+		Backend: *backend, Dataset: "random-ids", NumPrompts: *numPrompts, RandomInputLen: *inLen,
+		RandomOutputLen: *outLen, RandomRangeRatio: *ratio, MaxConcurrency: *maxConc, RequestRate: float64(rate),
+		WarmupRequests: *warmup, Seed: *seed, IgnoreEOS: !*disableEOS,
+	}
+	if *datasetPath != "" {
+		w.Dataset, w.PromptFile = "prompts", *datasetPath
+	}
+	metrics, _, err := runner.Bench(ctx, runner.BenchOptions{
+		BaseURL: *url, Workload: w, Model: *model, Timeout: *timeout, IdleTimeout: *idle,
+	})
+	if metrics == nil {
+		return err
+	}
+	out := benchJSON(w, rate, metrics)
+	if *asJSON {
+		b, merr := json.Marshal(out)
+		if merr != nil {
+			return merr
+		}
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		printBenchSummary(stdout, out)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// benchJSON lays metrics out as bench_serving's JSONL record: its
+// configuration fields, then every metric under bench_serving's name and unit
+// (latencies in ms, throughputs per second). request_rate is "inf" for an
+// unbounded rate (bench_serving's Python writes the non-JSON Infinity).
+func benchJSON(w events.Workload, rate rateFlag, m map[string]float64) map[string]any {
+	out := map[string]any{
+		"backend":            w.Backend,
+		"dataset_name":       w.Dataset,
+		"random_input_len":   w.RandomInputLen,
+		"random_output_len":  w.RandomOutputLen,
+		"random_range_ratio": w.RandomRangeRatio,
+		"num_prompts":        w.NumPrompts,
+		"seed":               w.Seed,
+	}
+	if rate <= 0 {
+		out["request_rate"] = "inf"
+	} else {
+		out["request_rate"] = float64(rate)
+	}
+	if w.MaxConcurrency > 0 {
+		out["max_concurrency"] = w.MaxConcurrency
+	} else {
+		out["max_concurrency"] = nil
+	}
+	for k, v := range m {
+		switch k {
+		case "completed", "failed", "total_input_tokens", "total_output_tokens":
+			out[k] = int64(v)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func printBenchSummary(w io.Writer, m map[string]any) {
+	line := func(name, key string) {
+		if v, ok := m[key]; ok {
+			fmt.Fprintf(w, "%-40s %v\n", name+":", format(v))
+		}
+	}
+	fmt.Fprintln(w, "============ Serving Benchmark Result ============")
+	line("Backend", "backend")
+	line("Traffic request rate", "request_rate")
+	line("Max request concurrency", "max_concurrency")
+	line("Successful requests", "completed")
+	line("Failed requests", "failed")
+	line("Benchmark duration (s)", "duration")
+	line("Total input tokens", "total_input_tokens")
+	line("Total generated tokens", "total_output_tokens")
+	line("Request throughput (req/s)", "request_throughput")
+	line("Input token throughput (tok/s)", "input_throughput")
+	line("Output token throughput (tok/s)", "output_throughput")
+	line("Total token throughput (tok/s)", "total_throughput")
+	line("Concurrency", "concurrency")
+	line("Goodput (req/s)", "goodput")
+	for _, group := range []struct{ title, key string }{
+		{"End-to-End Latency", "e2e_latency"}, {"Time to First Token", "ttft"},
+		{"Time per Output Token (excl. 1st token)", "tpot"}, {"Inter-Token Latency", "itl"},
+	} {
+		fmt.Fprintf(w, "%s\n", center(group.title))
+		var keys []string
+		for k := range m {
+			if strings.HasSuffix(k, "_"+group.key+"_ms") {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool { return statOrder(keys[i]) < statOrder(keys[j]) })
+		for _, k := range keys {
+			stat := strings.TrimSuffix(k, "_"+group.key+"_ms")
+			line(strings.ToUpper(stat[:1])+stat[1:]+" "+strings.ToUpper(group.key)+" (ms)", k)
+		}
+	}
+	fmt.Fprintln(w, strings.Repeat("=", 50))
+}
+
+func statOrder(k string) int {
+	for i, p := range []string{"mean_", "median_", "std_", "p90_", "p95_", "p99_", "max_"} {
+		if strings.HasPrefix(k, p) {
+			return i
+		}
+	}
+	return 99
+}
+
+func center(title string) string {
+	pad := max(50-len(title)-2, 0)
+	return strings.Repeat("-", pad/2) + " " + title + " " + strings.Repeat("-", pad-pad/2)
+}
+
+func format(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "not set"
+	case float64:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	default:
+		return fmt.Sprint(x)
+	}
+}

@@ -1,0 +1,13 @@
+# Runner benchmarks (included by the root Makefile, which runs every
+# BENCH_TARGETS entry in `make bench`): `make bench-runner`. Each runs once (-benchtime=1x): they are
+# measurements for docs/benchmarks.md ("Runner"), not loops to average.
+#   BenchmarkLoadgenFidelity   load generator TTFT vs `sgtune sim`'s own timing
+#                              at 64/256/512 streams, client and server CPU
+#   BenchmarkPacking8GPUHost   GPU-busy fraction of a study on a simulated 8-GPU host
+#   BenchmarkSSEParser, BenchmarkRun512Streams  load generator micro-benchmarks
+.PHONY: bench-runner
+BENCH_TARGETS += bench-runner
+bench-runner: ## runner benchmarks: load-generator fidelity, GPU packing (about 3 minutes)
+	cd services/runner && $(GO) test -run '^$$' -bench 'LoadgenFidelity' -benchtime=1x -timeout 20m .
+	cd services/runner && $(GO) test -run '^$$' -bench 'Packing8GPUHost' -benchtime=1x -timeout 20m ./internal/natsio/
+	cd services/runner && $(GO) test -run '^$$' -bench 'SSEParser|Run512Streams' -benchmem ./internal/loadgen/
