@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/reporter"
 	"github.com/sgtune/sgtune/services/runner"
@@ -22,7 +23,12 @@ func cmdReporter(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&cfg.Output, "output", cfg.Output, "results file, rewritten on every outcome ({study} is replaced)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "do not print the front when stopping")
 	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
+	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.NATS.Health = natsx.NewHealth()
+	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
 		return err
 	}
 	return reporter.Run(ctx, cfg, newLogger(stderr, *logLevel))
@@ -44,7 +50,12 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it")
 	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use (seed rule; 0: the spec's)")
 	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
+	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.NATS.Health = natsx.NewHealth()
+	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
 		return err
 	}
 	if *specFile != "" {
@@ -74,7 +85,12 @@ func cmdValidator(ctx context.Context, args []string, getenv func(string) string
 	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server URL(s)")
 	fs.IntVar(&cfg.DeviceNum, "device-num", cfg.DeviceNum, "GPU cap of the seed rule (0: the spec's)")
 	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
+	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.NATS.Health = natsx.NewHealth()
+	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
 		return err
 	}
 	return validator.Run(ctx, cfg, newLogger(stderr, *logLevel))
@@ -99,7 +115,12 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	fs.IntVar(&cfg.MaxConcurrentTrials, "max-trials", cfg.MaxConcurrentTrials, "trials run at once (0: as many as GPUs allow)")
 	fs.Float64Var(&cfg.SimTimeScale, "sim-time-scale", cfg.SimTimeScale, "with --sim: scale of the simulated startup time")
 	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
+	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.NATS.Health = natsx.NewHealth()
+	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
 		return err
 	}
 	if *benchCmd != "" {

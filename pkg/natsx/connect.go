@@ -29,6 +29,9 @@ type ConnConfig struct {
 	// TLSCA, TLSCert and TLSKey are PEM files for TLS (CA alone: verify the server;
 	// cert and key: mutual TLS).
 	TLSCA, TLSCert, TLSKey string
+	// Health, when set, is told about every connection Connect opens, so a
+	// health endpoint can report it.
+	Health *Health
 }
 
 // DefaultURL is where services look for NATS when nothing else is configured.
@@ -135,6 +138,9 @@ func Connect(ctx context.Context, cfg ConnConfig, logger zerolog.Logger) (*nats.
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	if cfg.Health != nil {
+		cfg.Health.watch(nc)
 	}
 	return nc, js, nil
 }

@@ -224,3 +224,22 @@ func TestRestartKeepsStreams(t *testing.T) {
 		t.Fatalf("after restart: %d messages, %v", m, err)
 	}
 }
+
+func TestHealthFollowsTheConnection(t *testing.T) {
+	srv := natstest.RunServer(t)
+	h := natsx.NewHealth()
+	if h.Healthy() {
+		t.Fatal("healthy before any connection")
+	}
+	nc, _, err := natsx.Connect(ctxT(t), natsx.ConnConfig{URL: srv.ClientURL(), Health: h}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if !h.Healthy() {
+		t.Fatal("not healthy while connected")
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	eventually(t, "unhealthy after the server left", func() bool { return !h.Healthy() })
+}
