@@ -116,7 +116,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer f.Close()
 		logOut = f
 	}
-	logger := newLogger(logOut, o.logLevel).With().Str("study", spec.StudyName).Logger()
+	logger := newLogger(logOut, o.logLevel)
 
 	conn := natsx.ConnConfigFromEnv(getenv)
 	if o.natsURL != "" {

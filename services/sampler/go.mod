@@ -10,6 +10,8 @@ require (
 	github.com/sgtune/sgtune/pkg/events v0.0.0
 	github.com/sgtune/sgtune/pkg/natsx v0.0.0
 	github.com/sgtune/sgtune/pkg/study v0.0.0
+	github.com/sgtune/sgtune/services/validator v0.0.0
+	github.com/sgtune/sgtune/sim v0.0.0
 	golang.org/x/sync v0.25.0
 )
 
@@ -33,4 +35,6 @@ replace (
 	github.com/sgtune/sgtune/pkg/events => ../../pkg/events
 	github.com/sgtune/sgtune/pkg/natsx => ../../pkg/natsx
 	github.com/sgtune/sgtune/pkg/study => ../../pkg/study
+	github.com/sgtune/sgtune/services/validator => ../validator
+	github.com/sgtune/sgtune/sim => ../../sim
 )

@@ -13,6 +13,7 @@
 // Produces:
 //
 //	SGTUNE_CANDIDATES  sgtune.candidates.<study>.<trial>  CandidateProposed, Nats-Msg-Id "candidate.proposed:<study>:<trial>"
+//	                                                      (repeat_of set on a repeat run of a front member, spec sampler.repeats)
 //	KV sgtune_studies  key <study>                        StudyState: spec, status, counters, stop reason
 //
 // Run returns nil when the study is complete (n_trials benchmarked, time

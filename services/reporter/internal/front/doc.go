@@ -20,5 +20,18 @@
 // Because the anchor is the lowest-numbered completed trial, the point is a
 // function of the set of outcomes alone (a rebuild from the stream gives the
 // same numbers); it changes only if an outcome with a lower trial number than
-// the current anchor arrives late.
+// the current anchor arrives late. The rule itself is study.ReferencePoint,
+// shared with the sampler and its benchmark.
+//
+// # Repeats
+//
+// When the spec asks for repeats (sampler.repeats > 0), the sampler runs each
+// front member's configuration again. The benchmarked trials of one
+// configuration then form one entry, led by the lowest-numbered: its
+// objectives are the mean over the runs (FrontMember.Runs, Spread), and it
+// holds up only while every run completed feasibly, so a member that fails
+// or misses an SLO on repeat drops off the front. Repeat runs are marked with
+// repeat_of in the results file and are never front members of their own.
+// (Two trials share a configuration only as repeats: the validator rejects
+// any other duplicate.)
 package front

@@ -65,8 +65,25 @@ type FrontMember struct {
 	// baseline this trial is: baseline/value when minimising, value/baseline
 	// when maximising (above 1 is better in both cases).
 	GainOverBaseline map[string]float64 `json:"gain_over_baseline,omitempty"`
-	Runner           string             `json:"runner,omitempty"`
-	GPUModel         string             `json:"gpu_model,omitempty"`
+	// Runs lists the trials that measured this configuration when the spec
+	// asks for repeats (sampler.repeats): this trial first, then its repeat
+	// runs. Objectives are then the mean over the runs, and Spread gives each
+	// objective's statistics.
+	Runs     []int                `json:"runs,omitempty"`
+	Spread   map[string]RunSpread `json:"spread,omitempty"`
+	Runner   string               `json:"runner,omitempty"`
+	GPUModel string               `json:"gpu_model,omitempty"`
+}
+
+// RunSpread summarises one objective over the runs of a repeated
+// configuration.
+type RunSpread struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+	// Std is the sample standard deviation (0 for one run).
+	Std float64 `json:"std"`
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
 }
 
 // ObjectiveInfo describes one objective.
@@ -132,6 +149,10 @@ type TrialRecord struct {
 	FailureClass string      `json:"failure_class,omitempty"`
 	Rules        []Rejection `json:"rules,omitempty"`
 	DuplicateOf  *int        `json:"duplicate_of,omitempty"`
+	// RepeatOf is set on a repeat run (sampler.repeats): the trial whose
+	// configuration it measured again. Its result is folded into that
+	// trial's front entry and is never a front member of its own.
+	RepeatOf *int `json:"repeat_of,omitempty"`
 	// LaunchCommand is the argv the server ran with.
 	LaunchCommand []string  `json:"launch_command,omitempty"`
 	Runner        string    `json:"runner,omitempty"`

@@ -36,6 +36,13 @@ type trial struct {
 	violations []string
 	feasible   bool
 	onFront    bool
+	// With repeats (spec.Sampler.Repeats > 0): repeatOf is the first trial
+	// of the same configuration; the first trial holds its runs, the mean of
+	// their objectives and whether every run held up.
+	repeatOf *int
+	runs     []int
+	mean     []float64
+	holds    bool
 }
 
 // NewReport starts an empty report of study, judged by spec. startedAt is the
@@ -159,27 +166,15 @@ func (r *Report) Results() ResultsDoc {
 	return r.results
 }
 
-// ReferenceRule states the reference-point rule (see the package doc).
-const ReferenceRule = "anchor = trial 0 if completed, else the lowest-numbered completed trial; " +
-	"minimize: v+|v| (2v), maximize: v-|v| (0); v=0: +1/-1"
+// ReferenceRule states the reference-point rule (see the package doc); it is
+// study.ReferenceRule, shared with the sampler's benchmark.
+const ReferenceRule = study.ReferenceRule
 
 // ReferencePoint derives the fixed hypervolume reference point from the
-// anchor trial's objective values (see the package doc).
+// anchor trial's objective values (see the package doc and
+// study.ReferencePoint, which it is).
 func ReferencePoint(anchor []float64, dirs []study.Direction) []float64 {
-	ref := make([]float64, len(anchor))
-	for i, v := range anchor {
-		switch {
-		case v == 0 && dirs[i] == study.Maximize:
-			ref[i] = -1
-		case v == 0:
-			ref[i] = 1
-		case dirs[i] == study.Maximize:
-			ref[i] = v - math.Abs(v)
-		default:
-			ref[i] = v + math.Abs(v)
-		}
-	}
-	return ref
+	return study.ReferencePoint(anchor, dirs)
 }
 
 // headlineMetrics are copied into every front member besides the objectives'
@@ -203,6 +198,7 @@ func (r *Report) compute() {
 	for _, n := range nums {
 		t := r.trials[n]
 		t.values, t.violations, t.feasible, t.onFront = nil, nil, false, false
+		t.repeatOf, t.runs, t.mean, t.holds = nil, nil, nil, false
 		counts.Outcomes++
 		switch t.o.State {
 		case StateComplete:
@@ -248,9 +244,31 @@ func (r *Report) compute() {
 		ref = ReferencePoint(r.trials[anchor].values, dirs)
 	}
 
+	// Repeats: benchmarked trials of one configuration are one front entry,
+	// led by the lowest-numbered (the sampler runs a config twice only as a
+	// repeat; the validator rejects any other duplicate).
+	repeats := spec.Sampler.Repeats > 0
+	if repeats {
+		leader := map[string]int{}
+		for _, n := range nums {
+			t := r.trials[n]
+			if t.o.State == StateRejected {
+				continue
+			}
+			k := paramsKey(t.params)
+			if l, ok := leader[k]; ok {
+				t.repeatOf = &l
+				continue
+			}
+			leader[k] = n
+		}
+	}
+
 	// Walk benchmarked trials in trial order keeping the non-dominated set of
 	// feasible points; the hypervolume is recomputed only when that set changes.
 	// The final set is the Pareto front (study.ParetoFront gives the same set).
+	// With repeats, an entry's values change as its runs arrive, so the set
+	// is rebuilt at each trial.
 	var frontNums []int
 	var history []HVPoint
 	hv, benchmarked := 0.0, 0
@@ -260,7 +278,23 @@ func (r *Report) compute() {
 			continue
 		}
 		benchmarked++
-		if t.feasible && !dominatedByAny(t.values, frontNums, r.trials, dirs) {
+		if repeats {
+			lead := t
+			if t.repeatOf != nil {
+				lead = r.trials[*t.repeatOf]
+			}
+			lead.runs = append(lead.runs, n)
+			r.foldRuns(lead)
+			frontNums = r.repeatFront(nums, n, dirs)
+			hv = 0
+			if ref != nil && len(frontNums) > 0 {
+				pts := make([][]float64, len(frontNums))
+				for i, m := range frontNums {
+					pts[i] = r.trials[m].mean
+				}
+				hv = study.Hypervolume(pts, dirs, ref)
+			}
+		} else if t.feasible && !dominatedByAny(t.values, frontNums, r.trials, dirs) {
 			kept := frontNums[:0:0]
 			for _, m := range frontNums {
 				if !study.Dominates(t.values, r.trials[m].values, dirs) {
@@ -329,6 +363,105 @@ func (r *Report) compute() {
 	r.front, r.results = doc, res
 }
 
+// foldRuns recomputes a repeated configuration's entry from its runs so
+// far: it holds up while every run completed feasibly; its values are the
+// mean over the runs.
+func (r *Report) foldRuns(lead *trial) {
+	lead.holds, lead.mean = true, nil
+	var sum []float64
+	for _, m := range lead.runs {
+		u := r.trials[m]
+		if !u.feasible {
+			lead.holds = false
+			continue
+		}
+		if sum == nil {
+			sum = make([]float64, len(u.values))
+		}
+		for i, v := range u.values {
+			sum[i] += v
+		}
+	}
+	if sum == nil {
+		return
+	}
+	ok := 0
+	for _, m := range lead.runs {
+		if r.trials[m].feasible {
+			ok++
+		}
+	}
+	for i := range sum {
+		sum[i] /= float64(ok)
+	}
+	lead.mean = sum
+}
+
+// repeatFront is the front of the repeated-configuration entries known once
+// trial upTo is: the entries that hold up, by their mean, in trial order.
+func (r *Report) repeatFront(nums []int, upTo int, dirs []study.Direction) []int {
+	var cands []int
+	var pts [][]float64
+	for _, n := range nums {
+		if n > upTo {
+			break
+		}
+		t := r.trials[n]
+		if t.repeatOf != nil || len(t.runs) == 0 || !t.holds || t.mean == nil {
+			continue
+		}
+		cands = append(cands, n)
+		pts = append(pts, t.mean)
+	}
+	var out []int
+	for _, i := range study.ParetoFront(pts, dirs) {
+		out = append(out, cands[i])
+	}
+	return out
+}
+
+// spread summarises each objective over a repeated entry's feasible runs.
+func (r *Report) spread(lead *trial) map[string]RunSpread {
+	out := map[string]RunSpread{}
+	for i, o := range r.spec.Objectives {
+		var vs []float64
+		for _, m := range lead.runs {
+			if u := r.trials[m]; u.feasible {
+				vs = append(vs, u.values[i])
+			}
+		}
+		if len(vs) == 0 {
+			continue
+		}
+		s := RunSpread{N: len(vs), Min: vs[0], Max: vs[0]}
+		for _, v := range vs {
+			s.Mean += v / float64(len(vs))
+			s.Min, s.Max = math.Min(s.Min, v), math.Max(s.Max, v)
+		}
+		if len(vs) > 1 {
+			for _, v := range vs {
+				s.Std += (v - s.Mean) * (v - s.Mean)
+			}
+			s.Std = math.Sqrt(s.Std / float64(len(vs)-1))
+		}
+		out[o.Name] = s
+	}
+	return out
+}
+
+// paramsKey identifies a configuration: its normalised parameters, sorted.
+func paramsKey(p map[string]any) string {
+	keys := slices.Sorted(maps.Keys(p))
+	b := make([]byte, 0, 256)
+	for _, k := range keys {
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, study.FormatValue(p[k])...)
+		b = append(b, ';')
+	}
+	return string(b)
+}
+
 func dominatedByAny(p []float64, front []int, trials map[int]*trial, dirs []study.Direction) bool {
 	for _, m := range front {
 		if study.Dominates(trials[m].values, p, dirs) {
@@ -348,11 +481,15 @@ func (r *Report) byObjective(values []float64) map[string]float64 {
 
 func (r *Report) member(t *trial, baseline *trial) FrontMember {
 	spec := &r.spec
+	values := t.values
+	if t.mean != nil {
+		values = t.mean
+	}
 	m := FrontMember{
 		TrialNumber:   t.o.Trial,
 		Parameters:    t.params,
 		State:         StateComplete,
-		Objectives:    r.byObjective(t.values),
+		Objectives:    r.byObjective(values),
 		Units:         map[string]string{},
 		LaunchCommand: r.launchCommand(t),
 		Metrics:       map[string]float64{},
@@ -380,9 +517,13 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 			}
 		}
 	}
+	if len(t.runs) > 0 && r.spec.Sampler.Repeats > 0 {
+		m.Runs = slices.Clone(t.runs)
+		m.Spread = r.spread(t)
+	}
 	if baseline != nil {
 		for i, o := range spec.Objectives {
-			b, v := baseline.values[i], t.values[i]
+			b, v := baseline.values[i], values[i]
 			if b <= 0 || v <= 0 {
 				continue
 			}
@@ -443,6 +584,7 @@ func (r *Report) record(t *trial) TrialRecord {
 		FailureClass:  o.FailureClass,
 		Rules:         o.Rejections,
 		DuplicateOf:   o.DuplicateOf,
+		RepeatOf:      t.repeatOf,
 		LaunchCommand: o.LaunchCommand,
 		Runner:        o.Runner,
 		Host:          o.Host,

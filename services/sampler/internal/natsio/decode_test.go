@@ -33,6 +33,13 @@ func TestDecodeOutcome(t *testing.T) {
 			expected: sampling.Outcome{Trial: 3, Kind: sampling.Failed, FailureClass: events.FailOOM},
 		},
 		{
+			name: "failed with its cause in the log tail",
+			given: events.TrialResult{Envelope: env(events.TypeTrialResult), State: events.StateFailed, FailureClass: events.FailCrash,
+				LogTail: "Traceback (most recent call last):\n  ...\nValueError: FA4 backend is only supported for prefill.\n"},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Failed, FailureClass: events.FailCrash,
+				FailureCause: "ValueError: FA4 backend is only supported for prefill."},
+		},
+		{
 			name: "rejected",
 			given: events.CandidateRejected{Envelope: env(events.TypeCandidateRejected), Params: events.Params{"tp_size": 8},
 				Rejections: []events.Rejection{{Rule: "seed.gpu_count"}, {Rule: "seed.pp_dp_cap"}}},
@@ -79,5 +86,23 @@ func TestDecodeOutcome(t *testing.T) {
 	}
 	if _, err := DecodeOutcome([]byte("{not json")); !errors.Is(err, events.ErrMalformed) {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+func TestDecodeProposalKeepsRepeatOf(t *testing.T) {
+	t.Parallel()
+	n := 4
+	ev := events.CandidateProposed{Envelope: events.NewEnvelope(events.TypeCandidateProposed, "s", 9, time.Unix(0, 0)),
+		Params: events.Params{"tp_size": 2}, Sampler: sampling.SamplerRepeat, RepeatOf: &n}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := DecodeProposal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Trial != 9 || p.Sampler != sampling.SamplerRepeat || p.RepeatOf == nil || *p.RepeatOf != 4 {
+		t.Fatalf("decoded %+v", p)
 	}
 }

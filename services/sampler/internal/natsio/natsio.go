@@ -101,6 +101,7 @@ func (b *Bus) PublishProposal(ctx context.Context, p sampling.Proposal, now time
 		Envelope: events.NewEnvelope(events.TypeCandidateProposed, b.study, p.Trial, now).In(b.epoch),
 		Params:   p.Params,
 		Sampler:  p.Sampler,
+		RepeatOf: p.RepeatOf,
 	}
 	subject := events.CandidateSubject(b.study, p.Trial)
 	for attempt := uint64(1); ; attempt++ {
@@ -175,7 +176,7 @@ func DecodeProposal(data []byte) (sampling.Proposal, error) {
 	if err != nil {
 		return sampling.Proposal{}, err
 	}
-	return sampling.Proposal{Trial: ev.Trial, Params: ev.Params, Sampler: ev.Sampler}, nil
+	return sampling.Proposal{Trial: ev.Trial, Params: ev.Params, Sampler: ev.Sampler, RepeatOf: ev.RepeatOf}, nil
 }
 
 // DecodeOutcome decodes an outcome message, dispatching on its type: a
@@ -225,6 +226,7 @@ func OutcomeFromResult(ev events.TrialResult) (sampling.Outcome, error) {
 	case events.StateFailed:
 		o.Kind = sampling.Failed
 		o.FailureClass = ev.FailureClass
+		o.FailureCause = sampling.FailureCause(ev.LogTail)
 	case events.StateRejected:
 		o.Kind = sampling.Rejected
 	default:

@@ -6,7 +6,8 @@ import (
 )
 
 // MOTPE in the style of Optuna's multi-objective TPE, over the categorical
-// space:
+// space (Options.Acquisition "tpe"; the default "ehvi" keeps its Parzen
+// estimator of the good trials as one source of candidates, see bayes.go):
 //
 //  1. The first spec.Sampler.StartupTrials finished trials are random.
 //  2. The finished trials are split: "good" are the best gamma(n) feasible
@@ -68,8 +69,9 @@ func splitGoodBad(trials []*trial) (good, bad []*trial) {
 
 // motpeSample proposes one configuration, or nil during the startup trials.
 func (s *Study) motpeSample() []int {
+	trials := s.visible()
 	finished := 0
-	for _, t := range s.trials {
+	for _, t := range trials {
 		if t.x != nil && t.status != statusPending {
 			finished++
 		}
@@ -77,7 +79,7 @@ func (s *Study) motpeSample() []int {
 	if finished < s.spec.Sampler.StartupTrials {
 		return nil
 	}
-	good, bad := splitGoodBad(s.trials)
+	good, bad := splitGoodBad(trials)
 	l := newParzen(s.codec, xsOf(good))
 	g := newParzen(s.codec, xsOf(bad))
 	var best []int

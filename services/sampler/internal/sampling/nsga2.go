@@ -29,7 +29,7 @@ type member struct {
 func (s *Study) nsga2Sample() []int {
 	pop := max(2, s.spec.Sampler.PopulationSize)
 	var finished []*trial
-	for _, t := range s.trials {
+	for _, t := range s.visible() {
 		if t.x != nil && t.status != statusPending {
 			finished = append(finished, t)
 		}

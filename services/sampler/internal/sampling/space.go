@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -19,6 +20,12 @@ type codec struct {
 	values  [][]any    // typed, normalised values, spec order
 	choices [][]string // their string forms: goptuna's categorical choices
 	index   map[string]int
+	// dist[j][a][b] is how far apart values a and b of parameter j are, in
+	// [0, 1], for the surrogate's kernel: numeric values are ordered (by
+	// value, |rank(a) - rank(b)| / (n - 1) over the numeric values, so 4 is
+	// near 8 and far from 1); anything else (None, strings, booleans) is 1
+	// from every other value.
+	dist [][][]float64
 }
 
 func newCodec(space study.Space) (*codec, error) {
@@ -53,6 +60,7 @@ func newCodec(space study.Space) (*codec, error) {
 			strs[i] = s
 		}
 		c.names = append(c.names, p.Name)
+		c.dist = append(c.dist, valueDistances(vals))
 		c.values = append(c.values, vals)
 		c.choices = append(c.choices, strs)
 		c.index[p.Name] = j
@@ -61,6 +69,79 @@ func newCodec(space study.Space) (*codec, error) {
 		return nil, fmt.Errorf("space: no parameters")
 	}
 	return c, nil
+}
+
+// valueDistances builds one parameter's distance matrix (see codec.dist).
+func valueDistances(vals []any) [][]float64 {
+	n := len(vals)
+	num := make([]float64, n)
+	isNum := make([]bool, n)
+	var nums []float64
+	for i, v := range vals {
+		switch x := v.(type) {
+		case int:
+			num[i], isNum[i] = float64(x), true
+		case float64:
+			num[i], isNum[i] = x, true
+		}
+		if isNum[i] {
+			nums = append(nums, num[i])
+		}
+	}
+	sort.Float64s(nums)
+	rank := func(v float64) float64 { return float64(sort.SearchFloat64s(nums, v)) }
+	d := make([][]float64, n)
+	for a := range n {
+		d[a] = make([]float64, n)
+		for b := range n {
+			switch {
+			case a == b:
+			case isNum[a] && isNum[b] && len(nums) > 1:
+				d[a][b] = math.Abs(rank(num[a])-rank(num[b])) / float64(len(nums)-1)
+			default:
+				d[a][b] = 1
+			}
+		}
+	}
+	return d
+}
+
+// gpuLevels bounds the derived GPU-count feature: log2 of the GPUs a
+// configuration occupies, 0 (one GPU) to gpuLevels (and more).
+const gpuLevels = 6
+
+// features extends x with derived features for the surrogate: the log2 of
+// the GPUs the configuration occupies (study.GPUsNeeded: tp × pp × dp, or tp
+// × pp with DP attention). Throughput scales with the GPUs a server gets
+// however they are split, so configurations with equal GPU counts are
+// similar in a way the per-parameter distances cannot see (tp 8 × dp 1 and
+// tp 1 × dp 8 differ in two parameters but share eight GPUs).
+func (c *codec) features(x []int) []int {
+	f := make([]int, len(x)+1)
+	copy(f, x)
+	n := study.GPUsNeeded(c.decode(x), nil)
+	l := 0
+	for n > 1 && l < gpuLevels {
+		n >>= 1
+		l++
+	}
+	f[len(x)] = l
+	return f
+}
+
+// featureDist is the distance matrices of features(x): the parameters'
+// own, then the GPU-count level's (|Δlevel| / 3, at most 1: one GPU and
+// eight are as different as two categorical values).
+func (c *codec) featureDist() [][][]float64 {
+	out := append([][][]float64(nil), c.dist...)
+	g := make([][]float64, gpuLevels+1)
+	for a := range g {
+		g[a] = make([]float64, gpuLevels+1)
+		for b := range g[a] {
+			g[a][b] = math.Min(1, math.Abs(float64(a-b))/3)
+		}
+	}
+	return append(out, g)
 }
 
 // dims is the number of parameters.
@@ -200,4 +281,14 @@ func (c *codec) next(x []int) {
 		}
 		x[j] = 0
 	}
+}
+
+// Baseline returns the configuration trial 0 runs: SGLang's defaults
+// expressed in spec's space (see codec.baseline).
+func Baseline(space study.Space) (events.Params, error) {
+	c, err := newCodec(space)
+	if err != nil {
+		return nil, err
+	}
+	return c.decode(c.baseline()), nil
 }

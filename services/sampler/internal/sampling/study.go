@@ -21,6 +21,8 @@ const (
 	AlgoRandom = "random"
 	// SamplerBaseline names the proposal of SGLang's defaults (trial 0).
 	SamplerBaseline = "baseline"
+	// SamplerRepeat names a repeat run of a front member.
+	SamplerRepeat = "repeat"
 )
 
 // Stop reasons reported by Done.
@@ -68,8 +70,13 @@ type Proposal struct {
 	Trial int
 	// Params is the configuration, typed as the spec's values.
 	Params events.Params
-	// Sampler names what produced it: "baseline", "random", "motpe", "nsga2".
+	// Sampler names what produced it: "baseline", "random", "motpe", "nsga2",
+	// "repeat".
 	Sampler string
+	// RepeatOf, when set, marks a repeat run of that earlier trial (same
+	// params, spec.Sampler.Repeats): its result is folded into the earlier
+	// trial's, and the validator lets the duplicate through.
+	RepeatOf *int
 }
 
 // Outcome is what became of a trial.
@@ -80,6 +87,12 @@ type Outcome struct {
 	Metrics map[string]float64
 	// FailureClass of a failed trial (events.Fail*).
 	FailureClass string
+	// FailureCause tells failures of one class apart: the exception line of
+	// the server's log (see FailureCause), "" when unknown. Failures with
+	// one cause usually share a few parameters (two-batch overlap on a
+	// dense model; fa4 as the decode backend), so the feasibility model
+	// learns each cause on its own.
+	FailureCause string
 	// Rules names the validation rules a rejected trial failed.
 	Rules []string
 	// Params, when set, lets the study adopt an outcome of a trial it has no
@@ -126,6 +139,16 @@ type Options struct {
 	// MaxProposals bounds proposals (rejections included) so a study whose
 	// every candidate is rejected still ends; 0: 20 × n_trials + 100.
 	MaxProposals int
+	// Acquisition chooses how "motpe" scores candidates: AcqEHVI (default: a
+	// Gaussian-process surrogate and expected hypervolume improvement, with
+	// a learned feasibility model) or AcqTPE (MOTPE's density ratio alone).
+	Acquisition string
+	// IgnoreInvalid hides rejected, duplicate and failed trials from the
+	// algorithm, as the seed tuner did by marking them pruned (Optuna's
+	// samplers learn nothing from pruned trials). They are still counted and
+	// never proposed again. For the benchmark's "as the seed ran it"
+	// baseline only: a real study learns from every outcome.
+	IgnoreInvalid bool
 }
 
 // status of a trial record.
@@ -156,6 +179,18 @@ type trial struct {
 	violation float64
 	// benchSeq is the order of the outcome among benchmarked trials (-1 otherwise).
 	benchSeq int
+	// rules a rejection named; failClass of a failure.
+	rules     []string
+	failClass string
+	failCause string
+	// Repeats (spec.Sampler.Repeats): repeatOf links a repeat run to its
+	// original; an original lists its repeat runs and keeps its own
+	// measurement in ownY/ownFeasible, while y and feasible hold the
+	// aggregate over every finished run (see aggregate).
+	repeatOf    *trial
+	repeats     []*trial
+	ownY        []float64
+	ownFeasible bool
 }
 
 // Study is a tuning study's sampler state. Build it with NewStudy.
@@ -170,6 +205,12 @@ type Study struct {
 	g         *goptuna.Study
 	plan      *planSampler
 	ncand     int
+	ignoreInv bool
+	acq       string
+	feas      *feasibility
+	gpTheta   [][]float64 // per objective: the last fitted relevance weights
+	gpNoise   []float64
+	gpFitN    int // training-set size at the last hyperparameter search
 
 	trials   []*trial // in proposal (record) order
 	byNumber map[int]*trial
@@ -220,6 +261,14 @@ func NewStudy(spec study.Spec, opts Options) (*Study, error) {
 	if ncand <= 0 {
 		ncand = 64
 	}
+	acq := opts.Acquisition
+	switch acq {
+	case "":
+		acq = AcqEHVI
+	case AcqEHVI, AcqTPE:
+	default:
+		return nil, fmt.Errorf("%w: acquisition %q (known: ehvi, tpe)", ErrUnknownAlgorithm, acq)
+	}
 	ps := &planSampler{codec: cd, plan: map[int][]int{}}
 	g, err := newGoptunaStudy(spec.StudyName, ps, opts.Logger)
 	if err != nil {
@@ -236,6 +285,11 @@ func NewStudy(spec study.Spec, opts Options) (*Study, error) {
 		g:         g,
 		plan:      ps,
 		ncand:     ncand,
+		ignoreInv: opts.IgnoreInvalid,
+		acq:       acq,
+		feas:      newFeasibility(cd),
+		gpTheta:   make([][]float64, len(spec.Objectives)),
+		gpNoise:   make([]float64, len(spec.Objectives)),
 		byNumber:  map[int]*trial{},
 		seen:      map[string]int{},
 	}, nil
@@ -272,6 +326,17 @@ func (s *Study) Propose(n int) ([]Proposal, error) {
 	for range n {
 		if s.c.Proposed >= s.maxProps {
 			break
+		}
+		if orig := s.nextRepeat(); orig != nil {
+			params := s.codec.decode(orig.x)
+			t, err := s.record(s.next, orig.x, orig.key, params, SamplerRepeat)
+			if err != nil {
+				return out, err
+			}
+			s.linkRepeat(t, orig)
+			n := orig.number
+			out = append(out, Proposal{Trial: t.number, Params: params, Sampler: SamplerRepeat, RepeatOf: &n})
+			continue
 		}
 		x, name, err := s.proposeOne()
 		if errors.Is(err, ErrSpaceExhausted) {
@@ -337,11 +402,40 @@ func (s *Study) sample() ([]int, string) {
 			return x, AlgoNSGA2
 		}
 	case AlgoMOTPE:
-		if x := s.motpeSample(); x != nil {
+		x := s.bayesSample
+		if s.acq == AcqTPE {
+			x = s.motpeSample
+		}
+		if x := x(); x != nil {
 			return x, AlgoMOTPE
 		}
 	}
 	return s.codec.random(s.rng), AlgoRandom
+}
+
+// visible returns the trials the algorithm learns from: every trial, or
+// with Options.IgnoreInvalid all but the rejected, duplicate and failed ones.
+//
+// Repeat runs are never visible on their own: their results are folded
+// into the original trial's (aggregate).
+func (s *Study) visible() []*trial {
+	if !s.ignoreInv && s.spec.Sampler.Repeats <= 0 {
+		return s.trials
+	}
+	out := make([]*trial, 0, len(s.trials))
+	for _, t := range s.trials {
+		if t.repeatOf != nil {
+			continue
+		}
+		if s.ignoreInv {
+			switch t.status {
+			case statusRejected, statusDuplicate, statusFailed:
+				continue
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // record registers a pending trial and its goptuna record.
@@ -378,8 +472,16 @@ func (s *Study) adopt(p Proposal) error {
 	} else {
 		x = nil
 	}
-	_, err := s.record(p.Trial, x, key, p.Params, p.Sampler)
-	return err
+	t, err := s.record(p.Trial, x, key, p.Params, p.Sampler)
+	if err != nil {
+		return err
+	}
+	if p.RepeatOf != nil {
+		if orig, ok := s.byNumber[*p.RepeatOf]; ok && orig.repeatOf == nil && orig != t {
+			s.linkRepeat(t, orig)
+		}
+	}
+	return nil
 }
 
 // Restore rebuilds the study from its record: every proposal made so far
@@ -426,16 +528,18 @@ func (s *Study) Tell(o Outcome) error {
 		return nil
 	}
 	s.c.InFlight--
+	t.rules, t.failClass, t.failCause = o.Rules, o.FailureClass, o.FailureCause
 	switch o.Kind {
 	case Completed:
 		t.status = statusCompleted
 		s.c.Completed++
 		if vals, ok := s.spec.ObjectiveValues(o.Metrics); ok {
-			t.y = toMinForm(vals, s.spec.Directions())
+			t.ownY = toMinForm(vals, s.spec.Directions())
 		}
 		viol := s.spec.Violations(o.Metrics)
-		t.feasible = t.y != nil && len(viol) == 0 && allFinite(t.y)
-		if !t.feasible {
+		t.ownFeasible = t.ownY != nil && len(viol) == 0 && allFinite(t.ownY)
+		t.y, t.feasible = t.ownY, t.ownFeasible
+		if !t.ownFeasible {
 			s.c.Infeasible++
 			t.violation = float64(max(1, len(viol)))
 		}
@@ -457,7 +561,93 @@ func (s *Study) Tell(o Outcome) error {
 		t.benchSeq = len(s.bench)
 		s.bench = append(s.bench, t)
 	}
-	return s.gTell(t, o)
+	err := s.gTell(t, o)
+	switch {
+	case t.repeatOf != nil:
+		s.aggregate(t.repeatOf)
+	case len(t.repeats) > 0:
+		s.aggregate(t)
+	}
+	return err
+}
+
+// linkRepeat makes t a repeat run of orig.
+func (s *Study) linkRepeat(t, orig *trial) {
+	t.repeatOf = orig
+	orig.repeats = append(orig.repeats, t)
+}
+
+// aggregate folds an original trial's finished repeat runs into its
+// values: the mean of every run's objectives, and feasible only while
+// every finished run completed feasibly (a front member that fails or
+// misses an SLO on repeat does not hold up, and drops off the front).
+// A repeat run is never a point of its own.
+func (s *Study) aggregate(orig *trial) {
+	for _, r := range orig.repeats {
+		r.y, r.feasible = nil, false
+	}
+	if orig.status != statusCompleted {
+		return
+	}
+	runs := [][]float64{}
+	ok := orig.ownFeasible
+	if orig.ownFeasible {
+		runs = append(runs, orig.ownY)
+	}
+	for _, r := range orig.repeats {
+		switch r.status {
+		case statusCompleted:
+			if r.ownFeasible {
+				runs = append(runs, r.ownY)
+			} else {
+				ok = false
+			}
+		case statusFailed:
+			ok = false
+		}
+	}
+	orig.feasible = ok
+	if len(runs) == 0 {
+		orig.y = orig.ownY
+		return
+	}
+	mean := make([]float64, len(runs[0]))
+	for _, y := range runs {
+		for k, v := range y {
+			mean[k] += v / float64(len(runs))
+		}
+	}
+	orig.y = mean
+}
+
+// nextRepeat returns the front member that should be run again next
+// (spec.Sampler.Repeats), or nil: the lowest-numbered feasible original on
+// the current front with fewer repeat runs (finished or in flight) than
+// asked for.
+func (s *Study) nextRepeat() *trial {
+	r := s.spec.Sampler.Repeats
+	if r <= 0 {
+		return nil
+	}
+	var cands []*trial
+	var pts [][]float64
+	for _, t := range s.trials {
+		if t.feasible && t.repeatOf == nil && t.x != nil {
+			cands = append(cands, t)
+			pts = append(pts, t.y)
+		}
+	}
+	if len(pts) == 0 {
+		return nil
+	}
+	var best *trial
+	for _, i := range study.ParetoFront(pts, minDirs(len(pts[0]))) {
+		t := cands[i]
+		if len(t.repeats) < r && (best == nil || t.number < best.number) {
+			best = t
+		}
+	}
+	return best
 }
 
 // Done reports whether the study should stop proposing, and why: the

@@ -1,0 +1,253 @@
+package sampling
+
+import (
+	"math"
+)
+
+// gp is a Gaussian-process regression over index vectors (configurations),
+// with the categorical "overlap" kernel
+//
+//	k(x, x') = exp(-Σ_j θ_j · δ_j(x_j, x'_j))
+//
+// where δ_j is the codec's distance between two values of parameter j (1
+// for any two distinct categorical values; the rank distance, in [0, 1], for
+// numeric ones, so the model carries what it saw at tp 4 over to tp 8 more
+// than to tp 1)
+// on standardised outputs (unit signal variance, constant mean) plus a
+// noise variance. θ_j is how much a change of parameter j decorrelates two
+// configurations: automatic relevance determination, fitted by maximising
+// the marginal likelihood times a log-normal prior, so parameters that do
+// not matter get θ_j near zero and the model generalises across them.
+type gp struct {
+	dist   [][][]float64
+	xs     [][]int
+	theta  []float64
+	noise  float64
+	mu, sc float64   // output standardisation
+	l      []float64 // Cholesky factor of K + noise·I, row-major n×n
+	alpha  []float64 // (K + noise·I)⁻¹ (y - mu)/sc
+	n      int
+}
+
+// Hyperparameter grid and prior.
+var (
+	thetaGrid = []float64{0.003, 0.01, 0.03, 0.08, 0.2, 0.5, 1.2, 3}
+	noiseGrid = []float64{1e-4, 1e-3, 1e-2, 0.05}
+)
+
+const (
+	thetaPriorMean = -2.3 // log θ ~ N(log 0.1, 1.5²)
+	thetaPriorSD   = 1.5
+)
+
+// fitGP fits a GP to (xs, ys). theta0 (nil: the prior's centre) starts the
+// hyperparameter search; sweeps is the number of coordinate sweeps over the
+// grid (0: keep theta0 and noise0).
+func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise0 float64, sweeps int) *gp {
+	d := len(dist)
+	n := len(xs)
+	mu, sc := meanStd(ys)
+	z := make([]float64, n)
+	for i, y := range ys {
+		z[i] = (y - mu) / sc
+	}
+	theta := make([]float64, d)
+	if len(theta0) == d {
+		copy(theta, theta0)
+	} else {
+		for j := range theta {
+			theta[j] = math.Exp(thetaPriorMean)
+		}
+	}
+	noise := noise0
+	if noise <= 0 {
+		noise = 1e-3
+	}
+	// mism[i*n+k] lists the parameters where xs[i] and xs[k] differ, with
+	// their distance.
+	mism := make([][]pdist, n*n)
+	for i := range n {
+		for k := i + 1; k < n; k++ {
+			var m []pdist
+			for j := range d {
+				if xs[i][j] != xs[k][j] {
+					m = append(m, pdist{int16(j), dist[j][xs[i][j]][xs[k][j]]})
+				}
+			}
+			mism[i*n+k] = m
+		}
+	}
+	kmat := make([]float64, n*n)
+	lbuf := make([]float64, n*n)
+	score := func(th []float64, nv float64) float64 {
+		buildK(kmat, mism, n, th, nv)
+		copy(lbuf, kmat)
+		if !cholesky(lbuf, n) {
+			return math.Inf(-1)
+		}
+		a := cholSolve(lbuf, n, z)
+		ll := 0.0
+		for i := range n {
+			ll -= 0.5*z[i]*a[i] + math.Log(lbuf[i*n+i])
+		}
+		for _, t := range th {
+			u := (math.Log(t) - thetaPriorMean) / thetaPriorSD
+			ll -= 0.5 * u * u
+		}
+		return ll
+	}
+	if n >= 3 {
+		best := score(theta, noise)
+		for range sweeps {
+			for j := range d {
+				cur := theta[j]
+				for _, v := range thetaGrid {
+					if v == cur {
+						continue
+					}
+					theta[j] = v
+					if s := score(theta, noise); s > best {
+						best, cur = s, v
+					}
+				}
+				theta[j] = cur
+			}
+			cur := noise
+			for _, v := range noiseGrid {
+				if s := score(theta, v); s > best {
+					best, cur = s, v
+				}
+			}
+			noise = cur
+		}
+	}
+	g := &gp{dist: dist, xs: xs, theta: theta, noise: noise, mu: mu, sc: sc, n: n}
+	buildK(kmat, mism, n, theta, noise)
+	for !cholesky(kmat, n) {
+		// Numerically singular: more jitter.
+		noise *= 10
+		g.noise = noise
+		buildK(kmat, mism, n, theta, noise)
+	}
+	g.l = kmat
+	g.alpha = cholSolve(kmat, n, z)
+	return g
+}
+
+type pdist struct {
+	j int16
+	d float64
+}
+
+func buildK(k []float64, mism [][]pdist, n int, theta []float64, noise float64) {
+	for i := range n {
+		k[i*n+i] = 1 + noise
+		for j := i + 1; j < n; j++ {
+			s := 0.0
+			for _, p := range mism[i*n+j] {
+				s += theta[p.j] * p.d
+			}
+			v := math.Exp(-s)
+			k[i*n+j], k[j*n+i] = v, v
+		}
+	}
+}
+
+// predict returns the posterior mean and standard deviation at x, in the
+// outputs' units. kbuf and vbuf are scratch space of length n (nil: allocate).
+func (g *gp) predict(x []int, kbuf, vbuf []float64) (mean, sd float64) {
+	n := g.n
+	if kbuf == nil {
+		kbuf = make([]float64, n)
+		vbuf = make([]float64, n)
+	}
+	m := 0.0
+	for i, o := range g.xs {
+		s := 0.0
+		for j, v := range x {
+			if o[j] != v {
+				s += g.theta[j] * g.dist[j][o[j]][v]
+			}
+		}
+		kbuf[i] = math.Exp(-s)
+		m += kbuf[i] * g.alpha[i]
+	}
+	// v = L⁻¹ k; variance = 1 - |v|².
+	vv := 0.0
+	for i := range n {
+		s := kbuf[i]
+		row := g.l[i*n : i*n+i]
+		for k, lv := range row {
+			s -= lv * vbuf[k]
+		}
+		vbuf[i] = s / g.l[i*n+i]
+		vv += vbuf[i] * vbuf[i]
+	}
+	variance := max(1-vv, 1e-12)
+	return g.mu + g.sc*m, g.sc * math.Sqrt(variance)
+}
+
+// cholesky factors a symmetric positive-definite n×n matrix in place (lower
+// triangle; the upper is zeroed). It reports false when a is not positive definite.
+func cholesky(a []float64, n int) bool {
+	for j := range n {
+		s := a[j*n+j]
+		for k := range j {
+			s -= a[j*n+k] * a[j*n+k]
+		}
+		if s <= 0 || math.IsNaN(s) {
+			return false
+		}
+		d := math.Sqrt(s)
+		a[j*n+j] = d
+		for i := j + 1; i < n; i++ {
+			s := a[i*n+j]
+			for k := range j {
+				s -= a[i*n+k] * a[j*n+k]
+			}
+			a[i*n+j] = s / d
+		}
+		for k := j + 1; k < n; k++ {
+			a[j*n+k] = 0
+		}
+	}
+	return true
+}
+
+// cholSolve solves L Lᵀ x = b.
+func cholSolve(l []float64, n int, b []float64) []float64 {
+	y := make([]float64, n)
+	for i := range n {
+		s := b[i]
+		for k := range i {
+			s -= l[i*n+k] * y[k]
+		}
+		y[i] = s / l[i*n+i]
+	}
+	for i := n - 1; i >= 0; i-- {
+		s := y[i]
+		for k := i + 1; k < n; k++ {
+			s -= l[k*n+i] * y[k]
+		}
+		y[i] = s / l[i*n+i]
+	}
+	return y
+}
+
+func meanStd(v []float64) (mean, sd float64) {
+	if len(v) == 0 {
+		return 0, 1
+	}
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
+	}
+	sd = math.Sqrt(sd / float64(len(v)))
+	if sd < 1e-12 {
+		sd = 1
+	}
+	return mean, sd
+}
