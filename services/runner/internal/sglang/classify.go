@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -85,4 +87,31 @@ func describeExit(state *os.ProcessState) string {
 		return fmt.Sprintf("was killed by signal %s", ws.Signal())
 	}
 	return fmt.Sprintf("exited with status %d", state.ExitCode())
+}
+
+// exceptionLine matches a Python exception line: "AssertionError: ...",
+// "torch.OutOfMemoryError: ...", "RuntimeError: CUDA error: ...".
+var exceptionLine = regexp.MustCompile(`(?:^|[\s:])((?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Interrupt))(?::\s.*)?$`)
+
+// LastException returns the last Python exception line of a log tail (without
+// any prefix before the exception's name), so a failed trial's reason says what
+// SGLang said, not only its exit status. "" when there is none.
+func LastException(tail string) string {
+	lines := strings.Split(tail, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if line == "" {
+			continue
+		}
+		m := exceptionLine.FindStringSubmatchIndex(line)
+		if m == nil {
+			continue
+		}
+		out := line[m[2]:]
+		if len(out) > 300 {
+			out = out[:300] + "..."
+		}
+		return out
+	}
+	return ""
 }

@@ -194,7 +194,11 @@ func (s *Server) ExitFailure() *Failure {
 	case <-s.copyDone:
 	case <-time.After(500 * time.Millisecond):
 	}
-	return ClassifyExit(s.state, s.oom.Seen())
+	f := ClassifyExit(s.state, s.oom.Seen())
+	if line := LastException(s.ring.Tail(16 << 10)); line != "" {
+		f.Reason += ": " + line
+	}
+	return f
 }
 
 // OOMSeen reports whether the server's log has shown an out-of-memory error so far.
