@@ -101,8 +101,12 @@ type Constraint struct {
 
 // SamplerSpec chooses the search algorithm.
 type SamplerSpec struct {
-	// Algorithm is "motpe" (default), "nsga2" or "random".
+	// Algorithm is "motpe" (default: model-based multi-objective), "nsga2" or "random".
 	Algorithm string `yaml:"algorithm" json:"algorithm"`
+	// Acquisition is how "motpe" scores candidates: "ehvi" (default: Gaussian-process
+	// models of each objective and expected hypervolume improvement) or "tpe"
+	// (MOTPE's Parzen-estimator density ratio).
+	Acquisition string `yaml:"acquisition" json:"acquisition,omitempty"`
 	// Seed seeds the sampler; default 42.
 	Seed int64 `yaml:"seed" json:"seed"`
 	// Baseline runs SGLang's defaults (no tuned flags) as trial 0; default true.
@@ -281,6 +285,11 @@ func (s *Spec) Validate() error {
 	case "motpe", "nsga2", "random":
 	default:
 		return fmt.Errorf("sampler.algorithm: unknown algorithm %q (known: motpe, nsga2, random)", s.Sampler.Algorithm)
+	}
+	switch s.Sampler.Acquisition {
+	case "", "ehvi", "tpe":
+	default:
+		return fmt.Errorf("sampler.acquisition: unknown acquisition %q (known: ehvi, tpe)", s.Sampler.Acquisition)
 	}
 	if s.Sampler.PopulationSize < 2 {
 		return fmt.Errorf("sampler.population_size: must be at least 2, got %d", s.Sampler.PopulationSize)

@@ -262,6 +262,9 @@ func NewStudy(spec study.Spec, opts Options) (*Study, error) {
 		ncand = 64
 	}
 	acq := opts.Acquisition
+	if acq == "" {
+		acq = spec.Sampler.Acquisition
+	}
 	switch acq {
 	case "":
 		acq = AcqEHVI
