@@ -246,6 +246,23 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("space.%s: also set in model.static_args; a parameter is either searched or fixed", name)
 		}
 	}
+	if err := ValidateSGLangVersion(s.Rules.SGLangVersion); err != nil {
+		return fmt.Errorf("rules.sglang_version: %w", err)
+	}
+	// Hold the fixed flags and the searched values to the pinned SGLang version:
+	// argparse would refuse them after every launch.
+	for name, v := range s.Model.StaticArgs {
+		if p := VersionProblem(s.Rules.SGLangVersion, name, v); p != "" {
+			return fmt.Errorf("model.static_args.%s: %s", name, p)
+		}
+	}
+	for _, ps := range s.Space {
+		for j, v := range ps.Values {
+			if p := VersionProblem(s.Rules.SGLangVersion, ps.Name, v); p != "" {
+				return fmt.Errorf("space.%s[%d]: %s (pin rules.sglang_version: main, or drop the value)", ps.Name, j, p)
+			}
+		}
+	}
 	for i, set := range s.Rules.Sets {
 		switch set {
 		case "seed", "sglang", "hardware":

@@ -101,6 +101,13 @@ constraints:
 	}
 }
 
+func TestVersionPinnedSpecsAcceptTheirOwnFlags(t *testing.T) {
+	p := writeSpec(t, "study.yaml", "rules: {sglang_version: main}\nmodel:\n  static_args: {detokenizer_worker_num: 2}\nspace:\n  schedule_policy: [fcfs, priority]\n")
+	if _, err := study.LoadFile(p); err != nil {
+		t.Fatalf("main-only flags under main: %v", err)
+	}
+}
+
 func TestParseJSON(t *testing.T) {
 	p := writeSpec(t, "study.json", `{"study_name": "j", "space": {"tp_size": [1, 2, 4]}, "sampler": {"algorithm": "random"}}`)
 	s, err := study.LoadFile(p)
@@ -132,6 +139,9 @@ func TestParseErrorsNameTheKeyAndFile(t *testing.T) {
 		{"bad study name", "study_name: a.b\n", []string{"study_name"}},
 		{"bad rule set", "rules: {sets: [seed, magic]}\n", []string{"rules.sets[1]", "magic"}},
 		{"bad direction", "objectives: [{name: x, metric: y, direction: up}]\n", []string{"objectives[0].direction"}},
+		{"bad sglang version", "rules: {sglang_version: \"banana!\"}\n", []string{"rules.sglang_version", "banana!"}},
+		{"static flag unknown to the pinned version", "model:\n  static_args: {detokenizer_worker_num: 2}\n", []string{"model.static_args.detokenizer_worker_num", "only main"}},
+		{"searched choice unknown to the pinned version", "space:\n  schedule_policy: [fcfs, priority]\n", []string{"space.schedule_policy[1]", "only main"}},
 		{"malformed yaml", "space: [\n", []string{"study.yaml"}},
 		{"empty file", "   \n", []string{"empty"}},
 		{"not a mapping", "- 1\n- 2\n", []string{"mapping"}},

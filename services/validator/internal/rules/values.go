@@ -2,7 +2,6 @@ package rules
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/sgtune/sgtune/pkg/study"
 )
@@ -122,10 +121,7 @@ func (in Input) usesBackend(names ...string) (flag, backend string, ok bool) {
 // mainBranch reports whether Version names SGLang's main branch rather than a release.
 func (in Input) mainBranch() bool { return isMain(in.Version) }
 
-func isMain(version string) bool {
-	v := strings.ToLower(version)
-	return strings.HasPrefix(v, "main") || strings.HasPrefix(v, "dev")
-}
+func isMain(version string) bool { return study.IsMainVersion(version) }
 
 func registryDefault(name string) any {
 	def, ok := study.LookupParam(name)
