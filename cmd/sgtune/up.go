@@ -41,6 +41,7 @@ type upOptions struct {
 	seed         int64
 	seedSet      bool
 	sampler      string
+	maxInFlight  int
 	gpuModel     string
 	simScale     float64
 	listen       string
@@ -70,6 +71,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	})
 	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: motpe, nsga2 or random (default: the spec's, motpe)")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "cap on trials in flight (default: the spec's, or every runner slot)")
 	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory")
 	fs.Float64Var(&o.simScale, "sim-time-scale", 0.02, "with --sim: scale of the simulated server startup time (1 = realistic)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "embedded NATS address (a free port is used if taken)")
@@ -257,6 +259,9 @@ func loadSpec(o upOptions) (study.Spec, error) {
 	}
 	if o.seedSet {
 		spec.Sampler.Seed = o.seed
+	}
+	if o.maxInFlight > 0 {
+		spec.Sampler.MaxInFlight = o.maxInFlight
 	}
 	if err := spec.Validate(); err != nil {
 		return study.Spec{}, fmt.Errorf("invalid study settings: %w", err)

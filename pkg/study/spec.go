@@ -121,6 +121,10 @@ type SamplerSpec struct {
 	PlateauMinImprovement float64 `yaml:"plateau_min_improvement" json:"plateau_min_improvement,omitempty"`
 	// Repeats reruns each front member this many times (0: never).
 	Repeats int `yaml:"repeats" json:"repeats,omitempty"`
+	// MaxInFlight caps the trials proposed without an outcome (0: as many as the
+	// live runners have slots). Fewer in flight means each proposal learns from
+	// more results (better fronts per trial), at the cost of idle GPUs.
+	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight,omitempty"`
 }
 
 // BaselineEnabled reports whether trial 0 runs SGLang's defaults.
@@ -311,8 +315,8 @@ func (s *Spec) Validate() error {
 	if s.Sampler.PopulationSize < 2 {
 		return fmt.Errorf("sampler.population_size: must be at least 2, got %d", s.Sampler.PopulationSize)
 	}
-	if s.Sampler.StartupTrials < 0 || s.Sampler.Repeats < 0 || s.Sampler.PlateauWindow < 0 {
-		return fmt.Errorf("sampler: startup_trials, repeats and plateau_window must not be negative")
+	if s.Sampler.StartupTrials < 0 || s.Sampler.Repeats < 0 || s.Sampler.PlateauWindow < 0 || s.Sampler.MaxInFlight < 0 {
+		return fmt.Errorf("sampler: startup_trials, repeats, plateau_window and max_in_flight must not be negative")
 	}
 	return nil
 }

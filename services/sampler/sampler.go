@@ -264,6 +264,9 @@ func (l *loop) refreshCapacity(ctx context.Context) {
 	capacity := 0
 	if runners > 0 {
 		capacity = max(slots, 1)
+		if limit := l.cfg.Spec.Sampler.MaxInFlight; limit > 0 && capacity > limit {
+			capacity = limit
+		}
 	}
 	if capacity != l.capacity || runners != l.runners {
 		if runners == 0 {

@@ -374,6 +374,31 @@ func TestRunFollowsFleetCapacity(t *testing.T) {
 	checkComplete(t, js, f, name, nTrials, 2)
 }
 
+func TestRunCapsInFlightBySpec(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	const name, nTrials = "capped", 8
+	f := startFleet(t, js, name)
+	spec := testSpec(name, nTrials)
+	spec.Sampler.MaxInFlight = 1
+	cfg := config(srv, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kv, err := natsx.KV(ctx, js, events.BucketFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fleet has 6 slots, the spec allows 1 trial in flight.
+	if err := natsx.PutJSON(ctx, kv, "runner-0", events.RunnerStatus{Runner: "runner-0", Slots: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runSampler(t, ctx, cfg); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkComplete(t, js, f, name, nTrials, 1)
+}
+
 func TestRunFreshStartsOver(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
