@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/reporter"
 )
 
 // startNATS runs `sgtune nats` as its own process and returns its URL.
@@ -119,6 +123,18 @@ func TestUpAgainstSeparateNATS(t *testing.T) {
 	}
 	if err := json.Unmarshal(raw, &results); err != nil || results.NTrials != 6 || len(results.Trials) < 6 {
 		t.Fatalf("results file: %v %+v", err, results)
+	}
+	// The page plots the study from the outcomes stream.
+	page := httptest.NewServer(reporter.PageHandler(js, "cli"))
+	defer page.Close()
+	resp, err := http.Get(page.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<svg") || !strings.Contains(string(body), `class="front"`) {
+		t.Fatalf("front page: HTTP %d\n%s", resp.StatusCode, body)
 	}
 	// `sgtune front` prints the same front from KV.
 	out, errOut, err = runSgtune(t, ctx, "front", "--nats-url", url)

@@ -19,6 +19,7 @@ func cmdFront(ctx context.Context, args []string, getenv func(string) string, st
 	studyName := fs.String("study", "", "study name (default: the study in pareto/front)")
 	asJSON := fs.Bool("json", false, "print the front document as one JSON line")
 	output := fs.String("output", "", "also rebuild the full results file from the outcomes stream into this path")
+	serve := fs.String("serve", "", "serve a page with the front plotted on this address (e.g. 127.0.0.1:8080) until interrupted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -28,6 +29,15 @@ func cmdFront(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer nc.Close()
+	if *serve != "" {
+		url, err := servePage(ctx, *serve, reporter.PageHandler(js, *studyName))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sgtune front: serving %s (Ctrl-C to stop)\n", url)
+		<-ctx.Done()
+		return nil
+	}
 	doc, err := reporter.ReadFront(ctx, js, *studyName)
 	if err != nil {
 		return err

@@ -44,3 +44,19 @@ func serveHealth(ctx context.Context, addr string, h *natsx.Health) error {
 	})
 	return nil
 }
+
+// servePage serves h on addr until ctx is done and returns its URL.
+func servePage(ctx context.Context, addr string, h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("serve the front page: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	return "http://" + l.Addr().String() + "/", nil
+}

@@ -48,6 +48,7 @@ type upOptions struct {
 	logLevel     string
 	verbose      bool
 	quiet        bool
+	httpAddr     string
 }
 
 func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -78,6 +79,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
 	fs.BoolVar(&o.verbose, "verbose", false, "print service logs on stderr (default: into <data-dir>/sgtune.log)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.StringVar(&o.httpAddr, "http", "", "serve a page with the front plotted on this address while the study runs (e.g. 127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -145,6 +147,13 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
+	if o.httpAddr != "" {
+		url, err := servePage(ctx, o.httpAddr, reporter.PageHandler(js, spec.StudyName))
+		if err != nil {
+			return err
+		}
+		say(stderr, o.quiet, "sgtune up: the front, plotted: %s", url)
+	}
 	start := time.Now()
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()

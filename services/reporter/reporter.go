@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,20 +144,72 @@ func ReadFront(ctx context.Context, js jetstream.JetStream, study string) (Front
 // study has no entry in sgtune_studies, ErrNoFront when study is "" and no
 // front is stored.
 func WriteResults(ctx context.Context, js jetstream.JetStream, study, path string) error {
+	doc, err := ReadResults(ctx, js, study)
+	if err != nil {
+		return err
+	}
+	return resultsfile.Write(path, doc)
+}
+
+// ReadResults rebuilds a study's full results (every trial, the front, the
+// hypervolume history) from the outcomes stream. Study "" means the study of
+// pareto/front. Errors as WriteResults.
+func ReadResults(ctx context.Context, js jetstream.JetStream, study string) (ResultsDoc, error) {
 	if study == "" {
 		doc, err := ReadFront(ctx, js, "")
 		if err != nil {
-			return err
+			return ResultsDoc{}, err
 		}
 		study = doc.StudyName
 	}
 	info, err := natsio.NewStudies(js).Study(ctx, study)
 	if err != nil {
-		return fmt.Errorf("write results of %s: %w", study, err)
+		return ResultsDoc{}, fmt.Errorf("results of %s: %w", study, err)
 	}
 	r, err := app.Rebuild(ctx, natsio.NewHistory(js, zerolog.Nop()), study, info, zerolog.Nop())
 	if err != nil {
-		return fmt.Errorf("write results of %s: %w", study, err)
+		return ResultsDoc{}, fmt.Errorf("results of %s: %w", study, err)
 	}
-	return resultsfile.Write(path, r.Results())
+	return r.Results(), nil
+}
+
+// RenderPage draws a study's results as an HTML page with its trials plotted
+// on the first two objectives and the Pareto front highlighted; refresh > 0
+// makes the browser reload it every refresh seconds.
+func RenderPage(doc ResultsDoc, refresh int) ([]byte, error) { return front.RenderPage(doc, refresh) }
+
+// PageHandler serves a study's page at / (study "" follows pareto/front, the
+// latest study) and its front document at /front.json. The results are rebuilt
+// from the outcomes stream on every request, so it needs no running reporter.
+func PageHandler(js jetstream.JetStream, study string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := ReadResults(r.Context(), js, study)
+		if err != nil {
+			http.Error(w, "no results yet: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		page, err := RenderPage(doc, 5)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(page)
+	})
+	mux.HandleFunc("GET /front.json", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := ReadFront(r.Context(), js, study)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		b, err := EncodeFront(doc)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	return mux
 }
