@@ -154,6 +154,11 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		say(stderr, o.quiet, "sgtune up: the front, plotted: %s", url)
 	}
+	// What the study had before this run, to report this run's own rate.
+	before := 0
+	if st, err := readStudy(ctx, js, spec.StudyName); err == nil && !o.noLoad {
+		before = st.Benchmarked
+	}
 	start := time.Now()
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
@@ -239,9 +244,12 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	st, _ := readStudy(ctx, js, spec.StudyName)
-	perMin := float64(st.Benchmarked) / elapsed.Minutes()
-	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%.1f trials/min); results in %s; front: nats kv get %s %s --raw",
-		spec.StudyName, elapsed.Round(time.Second), st.Benchmarked, st.Rejected, perMin, o.output, events.BucketPareto, events.FrontKey(spec.StudyName))
+	rate := "nothing left to run"
+	if ran := st.Benchmarked - before; ran > 0 {
+		rate = fmt.Sprintf("%d benchmarked in this run, %.1f trials/min", ran, float64(ran)/elapsed.Minutes())
+	}
+	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%s); results in %s; front: nats kv get %s %s --raw",
+		spec.StudyName, elapsed.Round(time.Second), st.Benchmarked, st.Rejected, rate, o.output, events.BucketPareto, events.FrontKey(spec.StudyName))
 	return nil
 }
 
