@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -173,6 +174,21 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	rcfg.NATS.Name = "sgtune-reporter"
 	g.Go(func() error { return reporter.Run(gctx, rcfg, logger) })
 
+	// Without NVML, --device-num (or the spec's device_num) is a simulated
+	// inventory per runner; with real SGLang, check it can be imported before
+	// launching anything, rather than recording a crash per trial.
+	simulatedGPUs := 0
+	if o.sim || o.backend == runner.BackendExec {
+		simulatedGPUs = spec.DeviceNum
+	} else if _, err := runner.InspectGPUs(0, o.gpuModel, 0); err != nil {
+		simulatedGPUs = spec.DeviceNum
+		say(stderr, o.quiet, "sgtune up: no NVML on this host (a build without -tags nvml, or no driver): each runner simulates %d %s GPUs (--device-num, --gpu-model)", simulatedGPUs, o.gpuModel)
+	}
+	if o.backend == runner.BackendSGLang && !o.sim {
+		if err := checkSGLang(ctx, spec.Model.ServerCommand); err != nil {
+			return err
+		}
+	}
 	host, _ := os.Hostname()
 	for i := range o.runners {
 		cfg := runner.Config{
@@ -185,8 +201,10 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 			SimTimeScale: o.simScale,
 			LogDir:       filepath.Join(o.dataDir, "logs"),
 		}
-		if o.sim || o.backend == runner.BackendExec {
-			cfg.GPUs = spec.DeviceNum
+		cfg.GPUs = simulatedGPUs
+		cfg.ServerCommand = spec.Model.ServerCommand
+		if o.sim {
+			cfg.ServerCommand = nil // the runner launches its own executable's "sim"
 		}
 		cfg.NATS.Name = "sgtune-runner-" + cfg.RunnerID
 		cfg.SetDefaults()
@@ -417,4 +435,31 @@ func splitArgs(s string) ([]string, error) {
 		out = append(out, cur.String())
 	}
 	return out, nil
+}
+
+// checkSGLang fails fast when the server command cannot start SGLang: the
+// command is missing, or (for python3 -m sglang.launch_server) python cannot
+// import sglang. Every trial would otherwise be recorded as a crash.
+func checkSGLang(ctx context.Context, command []string) error {
+	if len(command) == 0 {
+		return fmt.Errorf("model.server_command is empty")
+	}
+	path, err := exec.LookPath(command[0])
+	if err != nil {
+		return fmt.Errorf("the server command %q is not installed (%v): install SGLang, set model.server_command, or run with --sim", command[0], err)
+	}
+	if len(command) >= 3 && command[1] == "-m" && strings.HasPrefix(command[2], "sglang") {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(cctx, path, "-c", "import sglang").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s cannot import sglang (%s): install SGLang (pip install sglang), or run with --sim", command[0], lastLine(string(out)))
+		}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
