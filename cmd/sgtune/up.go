@@ -315,10 +315,13 @@ func startEmbedded(o upOptions) (srvShutdown, error) {
 	if _, err := fmt.Sscan(portStr, &port); err != nil {
 		return nil, usageError("--listen %q: bad port", o.listen)
 	}
-	if l, err := net.Listen("tcp", net.JoinHostPort(host, portStr)); err == nil {
+	if l, err := net.Listen("tcp", net.JoinHostPort(host, portStr)); err == nil && port != 0 {
 		l.Close()
 	} else {
-		port = -1
+		if err == nil {
+			l.Close()
+		}
+		port = -1 // taken, or 0: a free port (nats-server reads 0 as 4222)
 	}
 	srv, err := embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(o.dataDir, "nats")})
 	if err != nil {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUpBadInputIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	badSpec := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badSpec, []byte("space:\n  tp_sise: [1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown parameter in the spec", []string{"--spec", badSpec}, "space.tp_sise"},
+		{"exec without a command", []string{"--backend", "exec"}, "--benchmark-cmd"},
+		{"unknown backend", []string{"--backend", "docker"}, "want sglang or exec"},
+		{"unknown sampler", []string{"--sampler", "magic"}, "sampler.algorithm"},
+		{"no runners", []string{"--runners", "0"}, "--runners"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"up", "--data-dir", filepath.Join(dir, "data"), "--quiet"}, tt.args...)
+			code := run(context.Background(), args, func(string) string { return "" }, &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestUpFailsFastWithoutTheServerCommand(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "study.yaml")
+	if err := os.WriteFile(spec, []byte("model:\n  server_command: [sgtune-no-such-command, -m, sglang.launch_server]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"up", "--spec", spec, "--device-num", "2", "--data-dir", filepath.Join(dir, "data"),
+		"--listen", "127.0.0.1:0", "--quiet"}, func(string) string { return "" }, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "not installed") || !strings.Contains(errb.String(), "--sim") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
