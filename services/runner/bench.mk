@@ -7,7 +7,7 @@
 #   BenchmarkSSEParser, BenchmarkRun512Streams  load generator micro-benchmarks
 .PHONY: bench-runner
 BENCH_TARGETS += bench-runner
-bench-runner: ## runner benchmarks: load-generator fidelity, GPU packing (about 3 minutes)
+bench-runner: ## runner benchmarks: load-generator fidelity, GPU packing, old and new policies side by side (about 7 minutes)
 	cd services/runner && $(GO) test -run '^$$' -bench 'LoadgenFidelity' -benchtime=1x -timeout 20m .
 	cd services/runner && $(GO) test -run '^$$' -bench 'Packing8GPUHost' -benchtime=1x -timeout 20m ./internal/natsio/
 	cd services/runner && $(GO) test -run '^$$' -bench 'SSEParser|Run512Streams' -benchmem ./internal/loadgen/

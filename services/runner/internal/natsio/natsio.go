@@ -71,7 +71,40 @@ type Config struct {
 	HandBackDelay time.Duration
 	// Logger receives the adapter's lines; give it the runner id field.
 	Logger zerolog.Logger
+	// ReserveAfter is how long trials of a class that does not fit the free
+	// GPUs must have waited before the class holds GPUs for itself (the
+	// reservation rule); until then smaller trials keep being claimed, so
+	// GPUs drain only for a trial that did not get its GPUs in the ordinary
+	// course of trials ending, and a second large trial queued meanwhile
+	// shares the drain. Zero means the mean duration of the trials seen on
+	// this host (at once before any ended); negative means at once.
+	ReserveAfter time.Duration
+	// Backfill picks how trials may start on GPUs held for a waiting larger
+	// trial (BackfillCost).
+	Backfill BackfillPolicy
+	// MaxBackfillWait stops backfilling once the reserved class has waited
+	// this long since it could first not start, so its trial starts at most
+	// this long plus the longest running trial after that. Zero means the
+	// reservation delay plus the longest trial seen on this host. Only
+	// BackfillCost uses it.
+	MaxBackfillWait time.Duration
 }
+
+// BackfillPolicy names a backfilling rule.
+type BackfillPolicy string
+
+const (
+	// BackfillCost estimates each running trial's time left from the
+	// durations seen per class given how long it has run, and backfills a
+	// class when its expected GPU work outweighs the expected delay it puts
+	// on the reserved trial (packing.BackfillByCost), while the reserved
+	// class has waited less than MaxBackfillWait. The default.
+	BackfillCost BackfillPolicy = "cost"
+	// BackfillMean is plain EASY backfilling on per-class mean durations: a
+	// trial may start if its class's mean ends before the reserved trial's
+	// expected start, an overdue trial counting as ending now.
+	BackfillMean BackfillPolicy = "mean"
+)
 
 func (c *Config) setDefaults() {
 	if c.MaxConcurrentTrials <= 0 {
@@ -95,6 +128,9 @@ func (c *Config) setDefaults() {
 	if c.HandBackDelay <= 0 {
 		c.HandBackDelay = time.Second
 	}
+	if c.Backfill == "" {
+		c.Backfill = BackfillCost
+	}
 }
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_=/.-]+$`)
@@ -112,11 +148,14 @@ type Runner struct {
 	alloc   *packing.Allocator
 	running int
 	started time.Time
-	// For backfilling: the trials running now and what trials of each GPU
-	// class took on this host so far (their mean).
+	// For backfilling: the trials running now, what trials of each GPU
+	// class (and of all classes) took on this host, and since when each
+	// class that does not fit the free GPUs has had trials waiting.
 	inFlight map[uint64]runningTrial
 	nextID   uint64
-	took     map[int]durationStat
+	took     map[int]*packing.History
+	tookAll  packing.History
+	blocked  map[int]time.Time
 
 	finished chan struct{} // a trial ended: GPUs may be free
 	wg       sync.WaitGroup
@@ -127,38 +166,87 @@ type runningTrial struct {
 	since time.Time
 }
 
-type durationStat struct {
-	n   int
-	sum time.Duration
-}
+// minClassSamples is how many finished trials of a class its own duration
+// estimates need; until then the durations of all classes stand in.
+const minClassSamples = 3
 
 // expected returns the mean duration of finished trials per class; a class
 // not seen yet gets the mean over all classes (none when nothing finished).
 func (r *Runner) expectedLocked() map[int]time.Duration {
 	out := map[int]time.Duration{}
-	var all durationStat
-	for n, st := range r.took {
-		out[n] = st.sum / time.Duration(st.n)
-		all.n += st.n
-		all.sum += st.sum
-	}
-	if all.n == 0 {
+	if r.tookAll.Len() == 0 {
 		return out
 	}
 	for n := 1; n <= r.total; n++ {
-		if _, ok := out[n]; !ok {
-			out[n] = all.sum / time.Duration(all.n)
+		out[n] = r.tookAll.Mean()
+		if h := r.took[n]; h.Len() > 0 {
+			out[n] = h.Mean()
 		}
 	}
 	return out
 }
 
+// historyLocked returns the durations that stand for class n: its own once
+// it has minClassSamples, else those of every class.
+func (r *Runner) historyLocked(n int) *packing.History {
+	if h := r.took[n]; h.Len() >= minClassSamples {
+		return h
+	}
+	return &r.tookAll
+}
+
+// noteBlockedLocked records since when each class that does not fit the
+// free GPUs has had trials waiting; a class that fits is not blocked.
+func (r *Runner) noteBlockedLocked(free int, pending map[int]bool, now time.Time) {
+	for n := 1; n <= r.total; n++ {
+		switch {
+		case n <= free || !pending[n]:
+			delete(r.blocked, n)
+		case r.blocked[n].IsZero():
+			r.blocked[n] = now
+		}
+	}
+}
+
+// heldForLocked drops from pending the blocked classes that have waited less
+// than the reservation delay: they do not hold GPUs yet.
+func (r *Runner) heldForLocked(pending map[int]bool, now time.Time) map[int]bool {
+	after := r.reserveAfterLocked()
+	if after <= 0 {
+		return pending
+	}
+	out := make(map[int]bool, len(pending))
+	for n, ok := range pending {
+		if since, blocked := r.blocked[n]; ok && blocked && now.Sub(since) < after {
+			continue
+		}
+		out[n] = ok
+	}
+	return out
+}
+
+// reserveAfterLocked is Config.ReserveAfter with its default: the mean
+// duration of the trials seen on this host (0, at once, before any ended).
+func (r *Runner) reserveAfterLocked() time.Duration {
+	switch {
+	case r.cfg.ReserveAfter < 0:
+		return 0
+	case r.cfg.ReserveAfter > 0:
+		return r.cfg.ReserveAfter
+	}
+	return r.tookAll.Mean()
+}
+
 // backfillLocked returns the classes that may be claimed although a larger
-// class is reserved (packing.Backfill), given what is running now.
+// class is reserved (packing.Backfill or packing.BackfillByCost), given what
+// is running now.
 func (r *Runner) backfillLocked(free int, pending map[int]bool, now time.Time) []int {
 	need := packing.Reserved(free, r.total, pending)
 	if need == 0 {
 		return nil
+	}
+	if r.cfg.Backfill != BackfillMean {
+		return r.backfillByCostLocked(free, need, pending, now)
 	}
 	expected := r.expectedLocked()
 	if len(expected) == 0 {
@@ -169,6 +257,33 @@ func (r *Runner) backfillLocked(free int, pending map[int]bool, now time.Time) [
 		running = append(running, packing.Running{GPUs: t.gpus, Remaining: max(expected[t.gpus]-now.Sub(t.since), 0)})
 	}
 	return packing.Backfill(free, pending, expected, packing.ShadowTime(free, need, running))
+}
+
+// backfillByCostLocked is BackfillCost: nothing once the reserved class need
+// has waited MaxBackfillWait (by default the reservation delay plus the
+// longest trial seen), else the classes packing.BackfillByCost lets start
+// on the free GPUs given the shadow time, each running trial's time left
+// being estimated from how long it has run (packing.History.Remaining).
+func (r *Runner) backfillByCostLocked(free, need int, pending map[int]bool, now time.Time) []int {
+	if r.tookAll.Len() == 0 {
+		return nil // nothing finished yet: no estimates
+	}
+	limit := r.cfg.MaxBackfillWait
+	if limit <= 0 {
+		limit = r.reserveAfterLocked() + r.tookAll.Max()
+	}
+	if since, ok := r.blocked[need]; ok && now.Sub(since) >= limit {
+		return nil // the reserved trial has waited long enough: drain for it
+	}
+	running := make([]packing.Running, 0, len(r.inFlight))
+	for _, t := range r.inFlight {
+		running = append(running, packing.Running{GPUs: t.gpus, Remaining: r.historyLocked(t.gpus).Remaining(now.Sub(t.since))})
+	}
+	hist := make(map[int]*packing.History, r.total)
+	for n := 1; n <= free; n++ {
+		hist[n] = r.historyLocked(n)
+	}
+	return packing.BackfillByCost(free, r.total, pending, hist, packing.ShadowTime(free, need, running))
 }
 
 // New checks cfg and returns an adapter using js and exec.
@@ -194,7 +309,8 @@ func New(js jetstream.JetStream, cfg Config, exec TrialRunner) (*Runner, error) 
 		total:    len(cfg.GPUs),
 		alloc:    packing.NewAllocator(idx),
 		inFlight: map[uint64]runningTrial{},
-		took:     map[int]durationStat{},
+		took:     map[int]*packing.History{},
+		blocked:  map[int]time.Time{},
 		finished: make(chan struct{}, 1),
 	}, nil
 }
@@ -355,12 +471,15 @@ func (r *Runner) claimOnce(ctx context.Context) bool {
 			pending[n] = true
 		}
 	}
-	classes := packing.Claimable(free, r.total, slots, pending)
+	r.mu.Lock()
+	now := time.Now()
+	r.noteBlockedLocked(free, pending, now)
+	held := r.heldForLocked(pending, now)
+	classes := packing.Claimable(free, r.total, slots, held)
 	if len(classes) == 0 {
-		r.mu.Lock()
-		classes = r.backfillLocked(free, pending, time.Now())
-		r.mu.Unlock()
+		classes = r.backfillLocked(free, held, now)
 	}
+	r.mu.Unlock()
 	for _, n := range classes {
 		batch, err := r.cons[n].FetchNoWait(1)
 		if err != nil {
@@ -437,10 +556,12 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 			r.mu.Lock()
 			_ = r.alloc.Release(gpus)
 			r.running--
-			st := r.took[class]
-			st.n++
-			st.sum += time.Since(r.inFlight[id].since)
-			r.took[class] = st
+			took := time.Since(r.inFlight[id].since)
+			if r.took[class] == nil {
+				r.took[class] = &packing.History{}
+			}
+			r.took[class].Add(took)
+			r.tookAll.Add(took)
 			delete(r.inFlight, id)
 			r.mu.Unlock()
 			signal(r.finished)

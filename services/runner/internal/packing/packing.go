@@ -1,9 +1,10 @@
 // Package packing decides which GPUs of a host a trial gets and which GPU
 // classes (trials needing 1, 2, 4, ... GPUs) the runner may claim now: the
-// reservation rule (Claimable) keeps large trials from starving, and EASY
-// backfilling (Reserved, ShadowTime, Backfill) lets short trials use GPUs
-// that drain for a reserved large trial. It is pure: no I/O, no clock (times
-// are passed in), no NATS.
+// reservation rule (Claimable) keeps large trials from starving, and
+// backfilling (Reserved, ShadowTime, then Backfill on mean durations or
+// BackfillByCost on the durations a History recorded) lets smaller trials
+// use GPUs that drain for a reserved large trial. It is pure: no I/O, no
+// clock (times are passed in), no NATS.
 package packing
 
 import (
@@ -196,6 +197,122 @@ func Backfill(free int, pending map[int]bool, expected map[int]time.Duration, sh
 	var out []int
 	for n := free; n >= 1; n-- {
 		if d := expected[n]; pending[n] && d > 0 && d <= shadow {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// maxSamples bounds the durations a History keeps per class: the newest win,
+// so the estimates follow a study whose trials get longer or shorter.
+const maxSamples = 256
+
+// History records how long finished trials of one GPU class took on this
+// host and answers the questions backfilling asks of it. The zero value is
+// empty and ready to use.
+type History struct {
+	took []time.Duration // oldest first, at most maxSamples
+	sum  time.Duration
+}
+
+// Add records one finished trial's duration.
+func (h *History) Add(d time.Duration) {
+	if len(h.took) == maxSamples {
+		h.sum -= h.took[0]
+		h.took = slices.Delete(h.took, 0, 1)
+	}
+	h.took = append(h.took, d)
+	h.sum += d
+}
+
+// Len is the number of durations recorded.
+func (h *History) Len() int {
+	if h == nil {
+		return 0
+	}
+	return len(h.took)
+}
+
+// Mean is the mean duration (0 when empty).
+func (h *History) Mean() time.Duration {
+	if h.Len() == 0 {
+		return 0
+	}
+	return h.sum / time.Duration(len(h.took))
+}
+
+// Max is the longest duration recorded (0 when empty).
+func (h *History) Max() time.Duration {
+	if h.Len() == 0 {
+		return 0
+	}
+	return slices.Max(h.took)
+}
+
+// Remaining is the expected time left of a trial that has run for elapsed:
+// the mean of d - elapsed over the recorded durations d longer than elapsed
+// (the conditional expectation, so a trial past the mean is not taken to be
+// about to end). It is 0 when the trial has outrun every recorded duration.
+func (h *History) Remaining(elapsed time.Duration) time.Duration {
+	var sum time.Duration
+	n := 0
+	for _, d := range h.tookOrNil() {
+		if d > elapsed {
+			sum += d - elapsed
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / time.Duration(n)
+}
+
+// Overrun is the expected time by which a trial started now would outlast
+// shadow: the mean of max(d - shadow, 0) over the recorded durations.
+func (h *History) Overrun(shadow time.Duration) time.Duration {
+	if h.Len() == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range h.took {
+		sum += max(d-shadow, 0)
+	}
+	return sum / time.Duration(len(h.took))
+}
+
+func (h *History) tookOrNil() []time.Duration {
+	if h == nil {
+		return nil
+	}
+	return h.took
+}
+
+// BackfillByCost returns the classes (largest first) that may start now on
+// free GPUs of a host with total GPUs although the reservation rule holds
+// them for a larger trial expected to start in shadow. It weighs what a
+// backfilled trial of n GPUs gains, n × its expected duration of GPU work
+// done on GPUs that would otherwise drain idle, against what it may cost: if
+// it outlasts the shadow time, the reserved trial and the whole host wait
+// for it, total × the expected overrun (History.Overrun). A class is
+// backfilled when the expected cost is no more than the gain (overrun ×
+// total <= n × mean), which for a short, predictable class is classic EASY
+// backfilling (it ends before the shadow time) and for a wide class lets it
+// use a long drain even when it may overrun a little. Classes without a
+// recorded duration are not backfilled, nor is anything when shadow is 0.
+// The delay this puts on the reserved trial is bounded by the caller, which
+// stops backfilling once the reserved class has waited long enough.
+func BackfillByCost(free, total int, pending map[int]bool, took map[int]*History, shadow time.Duration) []int {
+	if free <= 0 || shadow <= 0 {
+		return nil
+	}
+	var out []int
+	for n := min(free, total); n >= 1; n-- {
+		h := took[n]
+		if !pending[n] || h.Len() == 0 {
+			continue
+		}
+		if h.Overrun(shadow)*time.Duration(total) <= h.Mean()*time.Duration(n) {
 			out = append(out, n)
 		}
 	}

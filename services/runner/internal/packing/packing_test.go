@@ -175,3 +175,81 @@ func TestBackfill_EASY(t *testing.T) {
 		t.Fatalf("Reserved = %d, want the smallest waiting class that does not fit (4)", got)
 	}
 }
+
+func TestHistory_estimates(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	var h History
+	if h.Mean() != 0 || h.Max() != 0 || h.Remaining(0) != 0 || h.Overrun(0) != 0 {
+		t.Fatal("an empty history estimates nothing")
+	}
+	for _, d := range []time.Duration{60 * s, 120 * s, 180 * s} {
+		h.Add(d)
+	}
+	if h.Len() != 3 || h.Mean() != 120*s || h.Max() != 180*s {
+		t.Fatalf("len %d mean %v max %v", h.Len(), h.Mean(), h.Max())
+	}
+	// Past the mean a trial is not "about to end": of the trials that ran
+	// past 130 s, the one recorded ran to 180 s.
+	if got := h.Remaining(130 * s); got != 50*s {
+		t.Fatalf("Remaining(130s) = %v, want 50s", got)
+	}
+	if got := h.Remaining(30 * s); got != 90*s {
+		t.Fatalf("Remaining(30s) = %v, want 90s", got)
+	}
+	if got := h.Remaining(200 * s); got != 0 {
+		t.Fatalf("Remaining past every duration = %v, want 0", got)
+	}
+	// (0 + 30 + 90) / 3 = 40 s.
+	if got := h.Overrun(90 * s); got != 40*s {
+		t.Fatalf("Overrun(90s) = %v, want 40s", got)
+	}
+	for range maxSamples {
+		h.Add(10 * s)
+	}
+	if h.Len() != maxSamples || h.Mean() != 10*s {
+		t.Fatalf("the oldest durations were not dropped: len %d mean %v", h.Len(), h.Mean())
+	}
+}
+
+func TestBackfillByCost(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	hist := func(ds ...time.Duration) *History {
+		h := &History{}
+		for _, d := range ds {
+			h.Add(d)
+		}
+		return h
+	}
+	took := map[int]*History{
+		1: hist(60*s, 120*s, 180*s), // mean 120 s
+		4: hist(60*s, 120*s, 180*s),
+	}
+	pending := map[int]bool{1: true, 4: true, 8: true}
+	tests := []struct {
+		name     string
+		free     int
+		shadow   time.Duration
+		expected []int
+	}{
+		// Overrun(90 s) = 40 s: 40 × 8 > 120 × 1, but 40 × 8 <= 120 × 4.
+		{name: "a wide class may overrun a little, a narrow one not", free: 4, shadow: 90 * s, expected: []int{4}},
+		// Overrun(170 s) = 10/3 s: 8 × that <= 120 for both.
+		{name: "both end before a long shadow", free: 4, shadow: 170 * s, expected: []int{4, 1}},
+		{name: "only classes that fit", free: 3, shadow: 170 * s, expected: []int{1}},
+		{name: "no shadow, no backfill", free: 4, shadow: 0},
+		{name: "short shadow, no backfill", free: 4, shadow: 10 * s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := BackfillByCost(tt.free, 8, pending, took, tt.shadow); !slices.Equal(got, tt.expected) {
+				t.Fatalf("BackfillByCost = %v, want %v", got, tt.expected)
+			}
+		})
+	}
+	if got := BackfillByCost(4, 8, map[int]bool{2: true, 8: true}, took, 170*s); got != nil {
+		t.Fatalf("a class without recorded durations was backfilled: %v", got)
+	}
+}
