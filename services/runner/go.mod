@@ -8,6 +8,7 @@ require (
 	github.com/rs/zerolog v1.35.1
 	github.com/sgtune/sgtune/pkg/events v0.0.0
 	github.com/sgtune/sgtune/pkg/natsx v0.0.0
+	github.com/sgtune/sgtune/pkg/study v0.0.0
 	golang.org/x/sync v0.25.0
 )
 
@@ -23,6 +24,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -31,4 +33,5 @@ require (
 replace (
 	github.com/sgtune/sgtune/pkg/events => ../../pkg/events
 	github.com/sgtune/sgtune/pkg/natsx => ../../pkg/natsx
+	github.com/sgtune/sgtune/pkg/study => ../../pkg/study
 )

@@ -7,10 +7,9 @@ package gpu
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 )
 
 // ErrNVMLUnavailable is returned by OpenNVML when NVML is not compiled in or
@@ -40,43 +39,15 @@ type EnergyMeter interface {
 }
 
 // Model describes a GPU model the simulated inventory can pretend to be.
-type Model struct {
-	Name              string
-	MemoryBytes       uint64
-	ComputeCapability string
-}
+type Model = study.GPUModel
 
-const gib = 1 << 30
-
-// Models maps the --gpu-model names to their properties.
-var Models = map[string]Model{
-	"H100":     {Name: "NVIDIA H100 80GB HBM3", MemoryBytes: 80 * gib, ComputeCapability: "9.0"},
-	"H200":     {Name: "NVIDIA H200", MemoryBytes: 141 * gib, ComputeCapability: "9.0"},
-	"A100-80G": {Name: "NVIDIA A100-SXM4-80GB", MemoryBytes: 80 * gib, ComputeCapability: "8.0"},
-	"A100-40G": {Name: "NVIDIA A100-SXM4-40GB", MemoryBytes: 40 * gib, ComputeCapability: "8.0"},
-	"L40S":     {Name: "NVIDIA L40S", MemoryBytes: 48 * gib, ComputeCapability: "8.9"},
-	"A10":      {Name: "NVIDIA A10", MemoryBytes: 24 * gib, ComputeCapability: "8.6"},
-	"B200":     {Name: "NVIDIA B200", MemoryBytes: 180 * gib, ComputeCapability: "10.0"},
-}
-
-// aliases accept common spellings of the model names.
-var aliases = map[string]string{"A100": "A100-80G", "A100-80GB": "A100-80G", "A100-40GB": "A100-40G"}
-
-// LookupModel finds a model by name, case-insensitively.
+// LookupModel finds a model by name, case-insensitively (pkg/study's table).
 func LookupModel(name string) (string, Model, error) {
-	key := strings.ToUpper(strings.TrimSpace(name))
-	if a, ok := aliases[key]; ok {
-		key = a
+	key, m, err := study.LookupGPU(name)
+	if err != nil {
+		return "", Model{}, fmt.Errorf("%w: %w", ErrUnknownModel, err)
 	}
-	if m, ok := Models[key]; ok {
-		return key, m, nil
-	}
-	names := make([]string, 0, len(Models))
-	for k := range Models {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return "", Model{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownModel, name, strings.Join(names, ", "))
+	return key, m, nil
 }
 
 // Simulated is an inventory of n identical pretend GPUs with no memory in use.
