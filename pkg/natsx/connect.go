@@ -172,3 +172,21 @@ func redactURL(url string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Drain flushes a connection's pending publishes and acks, unsubscribes, and
+// closes it, waiting up to timeout; a service calls it last, on shutdown.
+func Drain(nc *nats.Conn, timeout time.Duration, logger zerolog.Logger) {
+	if err := nc.Drain(); err != nil {
+		logger.Debug().Err(err).Msg("NATS drain failed; closing")
+		nc.Close()
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !nc.IsClosed() {
+		logger.Warn().Dur("timeout", timeout).Msg("NATS drain timed out; closing")
+		nc.Close()
+	}
+}

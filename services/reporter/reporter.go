@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/sgtune/sgtune/pkg/events"
@@ -56,7 +55,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer drain(nc, logger)
+	defer natsx.Drain(nc, 5*time.Second, logger)
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: cfg.Replicas}); err != nil {
 		return err
 	}
@@ -96,21 +95,6 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	return nil
 }
 
-// drain flushes and closes the connection, waiting a little for it to finish.
-func drain(nc *nats.Conn, logger zerolog.Logger) {
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !nc.IsClosed() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !nc.IsClosed() {
-		logger.Warn().Msg("NATS drain timed out")
-		nc.Close()
-	}
-}
 
 // PrintFront writes the console summary of doc in the seed's layout (header,
 // number of finished trials, number of Pareto optimal solutions, each

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -72,9 +73,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return adapter.Run(gctx) })
 	err = g.Wait()
-	if derr := nc.Drain(); derr != nil && !errors.Is(derr, context.Canceled) {
-		log.Debug().Err(derr).Msg("drain")
-	}
+	natsx.Drain(nc, 5*time.Second, log)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("runner: %w", err)
 	}

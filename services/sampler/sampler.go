@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/natsx"
@@ -54,7 +53,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		}
 		return fmt.Errorf("sampler: connect: %w", err)
 	}
-	defer drain(nc, log)
+	defer natsx.Drain(nc, 5*time.Second, log)
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: cfg.Replicas}); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -100,21 +99,6 @@ func effectiveSpec(cfg Config) study.Spec {
 	return s
 }
 
-// drain flushes and closes the connection, waiting a few seconds at most.
-func drain(nc *nats.Conn, log zerolog.Logger) {
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !nc.IsClosed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !nc.IsClosed() {
-		log.Warn().Msg("connection did not drain in time; closing")
-		nc.Close()
-	}
-}
 
 // loop is one run of the study: restore, then propose and tell until done.
 type loop struct {

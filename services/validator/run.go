@@ -28,15 +28,8 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}
-	defer func() {
-		// Drain flushes pending acks and publishes; wait (bounded) until the connection is closed.
-		if err := nc.Drain(); err != nil {
-			log.Debug().Err(err).Msg("drain")
-		}
-		for deadline := time.Now().Add(5 * time.Second); !nc.IsClosed() && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+	// Drain flushes pending acks and publishes before the connection closes.
+	defer natsx.Drain(nc, 5*time.Second, log)
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: cfg.Replicas}); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
