@@ -95,7 +95,6 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	return nil
 }
 
-
 // PrintFront writes the console summary of doc in the seed's layout (header,
 // number of finished trials, number of Pareto optimal solutions, each
 // solution's TTFT, TPS and parameters) plus sgtune's additions (trial number,

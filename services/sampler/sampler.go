@@ -99,7 +99,6 @@ func effectiveSpec(cfg Config) study.Spec {
 	return s
 }
 
-
 // loop is one run of the study: restore, then propose and tell until done.
 type loop struct {
 	cfg       Config
