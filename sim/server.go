@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -613,29 +614,40 @@ func readBody(r *http.Request) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r.Body, 256<<20))
 }
 
-func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
-	arrival := time.Now()
-	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+// decodeRequest checks the method, reads and decodes a JSON body, and refuses
+// requests until the server is up, answering errors in the endpoint's own
+// format (fail); ok is false when it has answered.
+func decodeRequest[T any](s *server, w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, int, string), methods ...string) (body T, ok bool) {
+	if !slices.Contains(methods, r.Method) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"detail": "Method Not Allowed"})
-		return
+		return body, false
 	}
 	raw, err := readBody(r)
 	if err != nil {
-		nativeError(w, http.StatusBadRequest, "could not read the request body")
-		return
+		fail(w, http.StatusBadRequest, "could not read the request body")
+		return body, false
 	}
-	var body generateBody
 	if err := json.Unmarshal(raw, &body); err != nil {
-		nativeError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
-		return
+		fail(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+		return body, false
 	}
 	if !s.ready() {
-		nativeError(w, http.StatusServiceUnavailable, "The server is not ready yet.")
+		fail(w, http.StatusServiceUnavailable, "The server is not ready yet.")
+		return body, false
+	}
+	return body, true
+}
+
+func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
+	arrival := time.Now()
+	body, ok := decodeRequest[generateBody](s, w, r, nativeError, http.MethodPost, http.MethodPut)
+	if !ok {
 		return
 	}
 	isNull := func(m json.RawMessage) bool { return len(m) == 0 || string(bytes.TrimSpace(m)) == "null" }
 	var lens []int
 	var batch bool
+	var err error
 	switch {
 	case !isNull(body.Text) && !isNull(body.InputIDs):
 		err = errors.New("Either text or input_ids should be provided, not both.")
@@ -897,26 +909,13 @@ type completionBody struct {
 
 func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	arrival := time.Now()
-	if r.Method != http.MethodPost {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"detail": "Method Not Allowed"})
-		return
-	}
-	raw, err := readBody(r)
-	if err != nil {
-		openAIError(w, http.StatusBadRequest, "could not read the request body")
-		return
-	}
-	var body completionBody
-	if err := json.Unmarshal(raw, &body); err != nil {
-		openAIError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
-		return
-	}
-	if !s.ready() {
-		openAIError(w, http.StatusServiceUnavailable, "The server is not ready yet.")
+	body, ok := decodeRequest[completionBody](s, w, r, openAIError, http.MethodPost)
+	if !ok {
 		return
 	}
 	p := bytes.TrimSpace(body.Prompt)
 	var lens []int
+	var err error
 	switch {
 	case len(p) == 0 || string(p) == "null" || string(p) == `""` || string(p) == "[]":
 		err = errors.New("The prompt cannot be empty.")
