@@ -223,3 +223,14 @@ func TestNormalizeParams(t *testing.T) {
 		}
 	}
 }
+
+func TestParamsKey(t *testing.T) {
+	a := study.ParamsKey(events.Params{"tp_size": 2.0, "attention_backend": "None", "enable_mixed_chunk": true})
+	b := study.ParamsKey(events.Params{"enable_mixed_chunk": true, "attention_backend": nil, "tp_size": 2})
+	if a != b || a != "attention_backend=None;enable_mixed_chunk=True;tp_size=2;" {
+		t.Fatalf("keys differ or are unexpected: %q vs %q", a, b)
+	}
+	if study.ParamsKey(events.Params{"tp_size": 4}) == a {
+		t.Fatal("different configs share a key")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -180,4 +181,28 @@ func AsBool(p events.Params, name string) bool {
 func AsString(p events.Params, name string) string {
 	s, _ := p[name].(string)
 	return s
+}
+
+// ParamsKey is a deterministic text key of a configuration: its normalised
+// values sorted by name ("tp_size=2;attention_backend=None;"), so configs equal
+// up to JSON's number types (2 vs 2.0) or "None" vs null share one key.
+// Parameters that do not normalise are keyed as they are.
+func ParamsKey(p events.Params) string {
+	norm, err := NormalizeParams(p)
+	if err != nil {
+		norm = p
+	}
+	names := make([]string, 0, len(norm))
+	for k := range norm {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(FormatValue(norm[k]))
+		b.WriteByte(';')
+	}
+	return b.String()
 }

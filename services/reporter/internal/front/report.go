@@ -450,17 +450,7 @@ func (r *Report) spread(lead *trial) map[string]RunSpread {
 }
 
 // paramsKey identifies a configuration: its normalised parameters, sorted.
-func paramsKey(p map[string]any) string {
-	keys := slices.Sorted(maps.Keys(p))
-	b := make([]byte, 0, 256)
-	for _, k := range keys {
-		b = append(b, k...)
-		b = append(b, '=')
-		b = append(b, study.FormatValue(p[k])...)
-		b = append(b, ';')
-	}
-	return string(b)
-}
+func paramsKey(p map[string]any) string { return study.ParamsKey(p) }
 
 func dominatedByAny(p []float64, front []int, trials map[int]*trial, dirs []study.Direction) bool {
 	for _, m := range front {

@@ -3,8 +3,6 @@ package benchmark
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
@@ -148,24 +146,5 @@ func objectivePoint(spec *study.Spec, o sampling.Outcome) []float64 {
 	return vals
 }
 
-// ParamsKey is a deterministic key of a configuration: its normalised
-// values sorted by name.
-func ParamsKey(p events.Params) string {
-	norm, err := study.NormalizeParams(p)
-	if err != nil {
-		norm = p
-	}
-	names := make([]string, 0, len(norm))
-	for k := range norm {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, k := range names {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(study.FormatValue(norm[k]))
-		b.WriteByte(';')
-	}
-	return b.String()
-}
+// ParamsKey is a deterministic key of a configuration (study.ParamsKey).
+func ParamsKey(p events.Params) string { return study.ParamsKey(p) }

@@ -212,26 +212,7 @@ func keyOf(x []int) string {
 
 // paramsKey is the duplicate-detection key of parameters that do not encode
 // (outside the current space): their normalised values, sorted by name.
-func paramsKey(p events.Params) string {
-	norm, err := study.NormalizeParams(p)
-	if err != nil {
-		norm = p
-	}
-	names := make([]string, 0, len(norm))
-	for k := range norm {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString("raw:")
-	for _, k := range names {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(study.FormatValue(norm[k]))
-		b.WriteByte(';')
-	}
-	return b.String()
-}
+func paramsKey(p events.Params) string { return "raw:" + study.ParamsKey(p) }
 
 // random draws a uniform configuration.
 func (c *codec) random(rng *rand.Rand) []int {
