@@ -18,6 +18,13 @@ func healthFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 		"serve GET /healthz on this address (e.g. 127.0.0.1:8081): 200 while connected to NATS")
 }
 
+// startHealth returns the Health a service's connections report to, served on
+// addr (--health-addr) until ctx is done; an empty addr serves nothing.
+func startHealth(ctx context.Context, addr string) (*natsx.Health, error) {
+	h := natsx.NewHealth()
+	return h, serveHealth(ctx, addr, h)
+}
+
 // serveHealth serves /healthz for h on addr until ctx is done. An empty addr
 // serves nothing. It returns once the listener is bound, so a bad address is
 // reported before the service starts.

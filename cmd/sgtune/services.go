@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 
-	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/reporter"
 	"github.com/sgtune/sgtune/services/runner"
@@ -27,8 +26,7 @@ func cmdReporter(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.NATS.Health = natsx.NewHealth()
-	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
+	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
 		return err
 	}
 	return reporter.Run(ctx, cfg, newLogger(stderr, *logLevel))
@@ -54,8 +52,7 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.NATS.Health = natsx.NewHealth()
-	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
+	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
 		return err
 	}
 	if *specFile != "" {
@@ -89,8 +86,7 @@ func cmdValidator(ctx context.Context, args []string, getenv func(string) string
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.NATS.Health = natsx.NewHealth()
-	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
+	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
 		return err
 	}
 	return validator.Run(ctx, cfg, newLogger(stderr, *logLevel))
@@ -119,8 +115,7 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.NATS.Health = natsx.NewHealth()
-	if err := serveHealth(ctx, *healthAddr, cfg.NATS.Health); err != nil {
+	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
 		return err
 	}
 	if *benchCmd != "" {
