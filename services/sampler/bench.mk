@@ -19,6 +19,7 @@ SAMPLER_STUDY_SPEC ?= services/sampler/testdata/bench-study.yaml
 SAMPLER_STUDY_DIR  ?= .sgtune/bench-sampler
 
 .PHONY: bench-sampler bench-sampler-study
+BENCH_TARGETS += bench-sampler
 
 bench-sampler: ## sampler sample-efficiency benchmark on the simulator's model (SEEDS=10, QUICK=1)
 	$(GO) run ./$(SAMPLER_BENCH_DIR) -seeds $(SEEDS) -variants $(SAMPLERS) \
