@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
+
+	"github.com/rs/zerolog"
+	"github.com/sgtune/sgtune/pkg/natsx"
 
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/reporter"
@@ -17,19 +21,17 @@ func cmdReporter(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return usageError("%v", err)
 	}
-	fs := newFlagSet("reporter", stderr)
-	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server URL(s)")
+	fs, common := newServiceFlags("reporter", stderr, getenv, &cfg.NATS)
 	fs.StringVar(&cfg.Output, "output", cfg.Output, "results file, rewritten on every outcome ({study} is replaced)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "do not print the front when stopping")
-	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
-	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
+	logger, err := common.start(ctx)
+	if err != nil {
 		return err
 	}
-	return reporter.Run(ctx, cfg, newLogger(stderr, *logLevel))
+	return reporter.Run(ctx, cfg, logger)
 }
 
 // cmdSampler runs the sampler alone: it owns one study and returns when the
@@ -39,20 +41,18 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return usageError("%v", err)
 	}
-	fs := newFlagSet("sampler", stderr)
-	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server URL(s)")
+	fs, common := newServiceFlags("sampler", stderr, getenv, &cfg.NATS)
 	specFile := fs.String("spec", "", "study spec file (default: SGTUNE_SPEC or the seed's defaults)")
 	studyName := fs.String("study-name", "", "study name override")
 	fs.IntVar(&cfg.NTrials, "n-trials", cfg.NTrials, "budget of benchmarked trials (0: the spec's)")
 	fs.StringVar(&cfg.Algorithm, "sampler", cfg.Algorithm, "algorithm override: motpe, nsga2, random")
 	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it")
 	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use (seed rule; 0: the spec's)")
-	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
-	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
+	logger, err := common.start(ctx)
+	if err != nil {
 		return err
 	}
 	if *specFile != "" {
@@ -69,7 +69,7 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	if err := cfg.Spec.Validate(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	return sampler.Run(ctx, cfg, newLogger(stderr, *logLevel))
+	return sampler.Run(ctx, cfg, logger)
 }
 
 // cmdValidator runs the validator alone.
@@ -78,18 +78,16 @@ func cmdValidator(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return usageError("%v", err)
 	}
-	fs := newFlagSet("validator", stderr)
-	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server URL(s)")
+	fs, common := newServiceFlags("validator", stderr, getenv, &cfg.NATS)
 	fs.IntVar(&cfg.DeviceNum, "device-num", cfg.DeviceNum, "GPU cap of the seed rule (0: the spec's)")
-	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
-	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
+	logger, err := common.start(ctx)
+	if err != nil {
 		return err
 	}
-	return validator.Run(ctx, cfg, newLogger(stderr, *logLevel))
+	return validator.Run(ctx, cfg, logger)
 }
 
 // cmdRunner runs one runner: one per GPU host.
@@ -98,8 +96,7 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	if err != nil {
 		return usageError("%v", err)
 	}
-	fs := newFlagSet("runner", stderr)
-	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server URL(s)")
+	fs, common := newServiceFlags("runner", stderr, getenv, &cfg.NATS)
 	fs.StringVar(&cfg.RunnerID, "id", cfg.RunnerID, "runner id (default hostname-pid)")
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend, "sglang or exec")
 	fs.BoolVar(&cfg.Sim, "sim", cfg.Sim, "launch sglang-sim (sgtune sim) instead of SGLang")
@@ -110,12 +107,11 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	fs.StringVar(&cfg.LogDir, "log-dir", cfg.LogDir, "directory of per-trial server logs")
 	fs.IntVar(&cfg.MaxConcurrentTrials, "max-trials", cfg.MaxConcurrentTrials, "trials run at once (0: as many as GPUs allow)")
 	fs.Float64Var(&cfg.SimTimeScale, "sim-time-scale", cfg.SimTimeScale, "with --sim: scale of the simulated startup time")
-	logLevel := fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
-	healthAddr := healthFlag(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if cfg.NATS.Health, err = startHealth(ctx, *healthAddr); err != nil {
+	logger, err := common.start(ctx)
+	if err != nil {
 		return err
 	}
 	if *benchCmd != "" {
@@ -132,5 +128,38 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
 	}
-	return runner.Run(ctx, cfg, newLogger(stderr, *logLevel))
+	return runner.Run(ctx, cfg, logger)
+}
+
+// serviceFlags are the flags every service command shares: where NATS is, the
+// log level and the health endpoint.
+type serviceFlags struct {
+	conn       *natsx.ConnConfig
+	stderr     io.Writer
+	logLevel   *string
+	healthAddr *string
+}
+
+// newServiceFlags builds a service command's flag set with the shared flags;
+// conn (the service's NATS settings, already read from the environment)
+// receives --nats-url and, in start, the health reporter.
+func newServiceFlags(name string, stderr io.Writer, getenv func(string) string, conn *natsx.ConnConfig) (*flag.FlagSet, *serviceFlags) {
+	fs := newFlagSet(name, stderr)
+	fs.StringVar(&conn.URL, "nats-url", conn.URL, "NATS server URL(s)")
+	return fs, &serviceFlags{
+		conn:       conn,
+		stderr:     stderr,
+		logLevel:   fs.String("log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level"),
+		healthAddr: healthFlag(fs, getenv),
+	}
+}
+
+// start serves the health endpoint (after flags are parsed) and returns the logger.
+func (f *serviceFlags) start(ctx context.Context) (zerolog.Logger, error) {
+	h, err := startHealth(ctx, *f.healthAddr)
+	if err != nil {
+		return zerolog.Logger{}, err
+	}
+	f.conn.Health = h
+	return newLogger(f.stderr, *f.logLevel), nil
 }
