@@ -111,7 +111,8 @@ func consumerName(c jetstream.Consumer) string {
 	return "consumer"
 }
 
-func metaOf(msg jetstream.Msg) Meta {
+// MetaOf reads a delivered message's metadata (zero fields when it has none).
+func MetaOf(msg jetstream.Msg) Meta {
 	m := Meta{Subject: msg.Subject()}
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream = md.Stream
@@ -124,7 +125,7 @@ func metaOf(msg jetstream.Msg) Meta {
 }
 
 func handleOne(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, opts ConsumeOptions, maxDeliver int, h Handler) {
-	meta := metaOf(msg)
+	meta := MetaOf(msg)
 	log := opts.Logger.With().Str("subject", meta.Subject).Uint64("stream_seq", meta.StreamSeq).Uint64("delivered", meta.Delivered).Logger()
 	if study, trial, err := events.ParseTrialFromSubject(meta.Subject); err == nil {
 		log = log.With().Str("study", study).Int("trial", trial).Logger()
@@ -132,57 +133,19 @@ func handleOne(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, o
 	if opts.InProgressEvery > 0 {
 		hbCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() {
-			t := time.NewTicker(opts.InProgressEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-hbCtx.Done():
-					return
-				case <-t.C:
-					_ = msg.InProgress()
-				}
-			}
-		}()
+		go KeepInProgress(hbCtx, msg, opts.InProgressEvery, nil)
 	}
 	herr := safeCall(ctx, h, msg.Data(), meta)
-
-	// Acks outlive a cancelled ctx: the work is done and must be recorded.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	switch {
-	case herr == nil:
-		if err := msg.DoubleAck(actx); err != nil {
-			log.Warn().Err(err).Msg("ack failed; the message will be redelivered and handled idempotently")
-		}
-	case IsPermanent(herr):
-		log.Error().Err(herr).Msg("message cannot be processed; dead-lettered and terminated")
-		deadLetterAndRecord(actx, js, msg, meta, herr.Error(), opts.OutcomeOnDeadLetter, log)
-		if err := msg.TermWithReason(truncate(herr.Error(), 256)); err != nil {
-			log.Warn().Err(err).Msg("term failed")
-		}
-	case ctx.Err() != nil:
-		// Shutting down: hand the message back at once for another consumer.
-		if err := msg.Nak(); err != nil {
-			log.Debug().Err(err).Msg("nak on shutdown failed; AckWait will redeliver")
-		}
-	case meta.Delivered >= uint64(maxDeliver):
-		log.Error().Err(herr).Msg("message failed on its last delivery; dead-lettered")
-		deadLetterAndRecord(actx, js, msg, meta, fmt.Sprintf("failed %d deliveries, last: %v", meta.Delivered, herr), opts.OutcomeOnDeadLetter, log)
-		if err := msg.TermWithReason(truncate("max deliveries: "+herr.Error(), 256)); err != nil {
-			log.Warn().Err(err).Msg("term failed")
-		}
-	default:
-		delay := Backoff(max(meta.Delivered, 1))
-		var re *retryError
-		if errors.As(herr, &re) {
-			delay = re.after
-		}
-		log.Warn().Err(herr).Dur("retry_in", delay).Msg("handler failed; will retry")
-		if err := msg.NakWithDelay(delay); err != nil {
-			log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
-		}
+	d := Decide(herr, meta, Policy{MaxDeliver: maxDeliver}, ctx.Err() != nil)
+	switch d.Action {
+	case ActDeadLetter:
+		log.Error().Err(herr).Str("reason", d.Reason).Msg("message cannot be processed; dead-lettered and terminated")
+	case ActRetry, ActDefer:
+		log.Warn().Err(herr).Str("action", d.Action.String()).Dur("retry_in", d.Delay).Msg("handler failed; will retry")
+	case ActHandBack:
+		log.Debug().Err(herr).Msg("shutting down; handing the message back")
 	}
+	Settle(ctx, js, msg, meta, d, SettleOptions{OutcomeOnDeadLetter: opts.OutcomeOnDeadLetter, Logger: log})
 }
 
 // safeCall turns a handler panic into a Permanent error: a message that

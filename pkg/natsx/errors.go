@@ -49,3 +49,24 @@ func RetryAfter(err error, d time.Duration) error {
 	}
 	return &retryError{err: err, after: d}
 }
+
+// deferError says the work belongs to someone else for now.
+type deferError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *deferError) Error() string { return e.err.Error() }
+func (e *deferError) Unwrap() error { return e.err }
+
+// Defer marks err as "another live process holds this work" (a trial
+// leased by a running runner): the message is nak'ed with delay d and never
+// dead-lettered however often it was delivered, because its holder settles
+// it (a late ack is honoured) or, if the holder dies, its lease expires and
+// a later delivery runs it.
+func Defer(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &deferError{err: err, after: d}
+}

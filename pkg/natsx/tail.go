@@ -60,7 +60,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, on
 			}
 			continue // ordered consumers recreate themselves; transient errors end up here
 		}
-		meta := metaOf(msg)
+		meta := MetaOf(msg)
 		if err := onMsg(msg.Data(), meta); err != nil {
 			return err
 		}
