@@ -20,6 +20,8 @@ var at = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 func one(n int) *int { return &n }
 
+var yes, no = true, false
+
 // goldenCases are one example of every payload; their JSON is the contract.
 func goldenCases() map[string]events.Event {
 	return map[string]events.Event{
@@ -48,6 +50,22 @@ func goldenCases() map[string]events.Event {
 			Timeouts:      events.Timeouts{Startup: events.Duration(10 * time.Minute), Benchmark: events.Duration(10 * time.Minute), Shutdown: events.Duration(30 * time.Second)},
 			CanonicalHash: "c0ffee",
 		},
+		"trial_queued_workloads": events.TrialQueued{
+			Envelope: events.NewEnvelope(events.TypeTrialQueued, "demo", 13, at),
+			Params:   events.Params{"tp_size": 1.0},
+			GPUs:     1,
+			Workload: events.Workload{Backend: "sglang", Dataset: "generated-shared-prefix", NumPrompts: 64,
+				GSPNumGroups: 4, GSPPromptsPerGroup: 16, GSPSystemPromptLen: 2048, GSPQuestionLen: 128, GSPOutputLen: 256,
+				MaxConcurrency: 16, Seed: 1, IgnoreEOS: true,
+				Capacity: &events.CapacitySearch{Search: events.SearchConcurrency, Max: 256,
+					SLO: map[string]float64{"p99_ttft_ms": 500, "p99_tpot_ms": 50}}},
+		},
+		"trial_queued_ladder": events.TrialQueued{
+			Envelope: events.NewEnvelope(events.TypeTrialQueued, "demo", 14, at),
+			GPUs:     1,
+			Workload: events.Workload{Backend: "sglang", Dataset: "mooncake", DatasetPath: "/data/trace.jsonl",
+				MooncakeSlowdownFactor: 2, NumPrompts: 100, Load: &events.LoadLadder{Concurrency: []int{4, 16, 64}, Headline: 16}},
+		},
 		"trial_progress": events.TrialProgress{
 			Envelope: events.NewEnvelope(events.TypeTrialProgress, "demo", 9, at),
 			Runner:   "gpu-host-1", Phase: events.PhaseBenchmarking, GPUs: []int{0, 1},
@@ -63,6 +81,21 @@ func goldenCases() map[string]events.Event {
 			LaunchCommand: []string{"python3", "-m", "sglang.launch_server", "--model-path", "m", "--tp-size", "2", "--host", "127.0.0.1", "--port", "31000"},
 			LogRef:        "/var/lib/sgtune/logs/demo-9.log",
 			StartedAt:     at, FinishedAt: at.Add(90 * time.Second),
+		},
+		"trial_result_ladder": events.TrialResult{
+			Envelope: events.NewEnvelope(events.TypeTrialResult, "demo", 12, at),
+			Params:   events.Params{"tp_size": 1.0},
+			State:    events.StateComplete,
+			Metrics:  map[string]float64{"capacity_concurrency": 16, "capacity_output_throughput": 1800, "mean_ttft_ms": 60.5},
+			Units:    map[string]string{"capacity_concurrency": "req", "capacity_output_throughput": "tok/s", "mean_ttft_ms": "ms"},
+			LoadPoints: []events.LoadPoint{
+				{MaxConcurrency: 16, Metrics: map[string]float64{"mean_ttft_ms": 60.5, "p99_ttft_ms": 90}, SLOMet: &yes},
+				{MaxConcurrency: 32, Metrics: map[string]float64{"mean_ttft_ms": 210, "p99_ttft_ms": 720}, SLOMet: &no, Repeats: 2},
+				{RequestRate: 2.5, Metrics: map[string]float64{"completed": 3}, Error: "stream stalled"},
+			},
+			InputLens: []int{1024, 1024, 980},
+			Runner:    "gpu-host-1", Backend: "sim",
+			StartedAt: at, FinishedAt: at.Add(60 * time.Second),
 		},
 		"trial_result_failed": events.TrialResult{
 			Envelope:     events.NewEnvelope(events.TypeTrialResult, "demo", 10, at),

@@ -7,7 +7,10 @@ import "time"
 type Workload struct {
 	// Backend is "sglang" (POST /generate with random token ids) or "openai" (POST /v1/completions).
 	Backend string `json:"backend" yaml:"backend"`
-	// Dataset is "random-ids" (random token ids) or "prompts" (PromptFile, one prompt a line).
+	// Dataset is "random-ids" (random token ids), "prompts" (PromptFile, one
+	// prompt a line), "mooncake" (a trace replayed at its arrival times),
+	// "generated-shared-prefix" (groups of prompts sharing a system prompt) or
+	// "sharegpt" (conversations' first human turns, as text).
 	Dataset string `json:"dataset" yaml:"dataset"`
 	// PromptFile is the prompt file of the "prompts" dataset, on the runner's host.
 	PromptFile string `json:"prompt_file,omitempty" yaml:"prompt_file"`
@@ -34,6 +37,31 @@ type Workload struct {
 	SLOTTFTMs float64 `json:"slo_ttft_ms,omitempty" yaml:"slo_ttft_ms"`
 	SLOTPOTMs float64 `json:"slo_tpot_ms,omitempty" yaml:"slo_tpot_ms"`
 	SLOE2EMs  float64 `json:"slo_e2e_ms,omitempty" yaml:"slo_e2e_ms"`
+
+	// DatasetPath is the file of the "mooncake" (JSONL trace) and "sharegpt"
+	// (JSON conversations) datasets, on the runner's host.
+	DatasetPath string `json:"dataset_path,omitempty" yaml:"dataset_path"`
+	// MooncakeSlowdownFactor stretches a trace's arrival times (2 replays it at
+	// half speed); 0 means 1.
+	MooncakeSlowdownFactor float64 `json:"mooncake_slowdown_factor,omitempty" yaml:"mooncake_slowdown_factor"`
+	// The "generated-shared-prefix" dataset: GSPNumGroups groups of
+	// GSPPromptsPerGroup prompts; the prompts of a group share one system
+	// prompt of GSPSystemPromptLen tokens, followed by a question of
+	// GSPQuestionLen tokens; each asks for GSPOutputLen tokens.
+	GSPNumGroups       int `json:"gsp_num_groups,omitempty" yaml:"gsp_num_groups"`
+	GSPPromptsPerGroup int `json:"gsp_prompts_per_group,omitempty" yaml:"gsp_prompts_per_group"`
+	GSPSystemPromptLen int `json:"gsp_system_prompt_len,omitempty" yaml:"gsp_system_prompt_len"`
+	GSPQuestionLen     int `json:"gsp_question_len,omitempty" yaml:"gsp_question_len"`
+	GSPOutputLen       int `json:"gsp_output_len,omitempty" yaml:"gsp_output_len"`
+	// SharegptOutputLen fixes the output length of "sharegpt" requests (0: the
+	// length of each conversation's reply).
+	SharegptOutputLen int `json:"sharegpt_output_len,omitempty" yaml:"sharegpt_output_len"`
+
+	// Load measures a ladder of load levels on one server launch (nil: the one
+	// level MaxConcurrency / RequestRate). Not together with Capacity.
+	Load *LoadLadder `json:"load,omitempty" yaml:"load"`
+	// Capacity searches the largest load meeting an SLO on one server launch.
+	Capacity *CapacitySearch `json:"capacity,omitempty" yaml:"capacity"`
 }
 
 // Timeouts bound each phase of a trial.
@@ -126,6 +154,14 @@ type TrialResult struct {
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Units gives each metric's unit ("ms", "tok/s", "req/s", "s", "J/tok", ...).
 	Units map[string]string `json:"units,omitempty"`
+	// LoadPoints are the load levels measured on the server (a workload's load
+	// ladder or capacity search), in the order measured; a trial whose server
+	// failed mid-ladder keeps the levels measured before.
+	LoadPoints []LoadPoint `json:"load_points,omitempty"`
+	// InputLens are the measured requests' prompt lengths in tokens as the
+	// server counted them (0 where it reported none), in the order sent; for a
+	// ladder or capacity search, those of the headline level.
+	InputLens []int `json:"input_lens,omitempty"`
 	// Runner and Host identify where it ran; GPUs lists the GPU indices it used.
 	Runner   string `json:"runner"`
 	Host     string `json:"host,omitempty"`

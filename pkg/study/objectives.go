@@ -1,6 +1,10 @@
 package study
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sgtune/sgtune/pkg/events"
+)
 
 // ObjectiveValues reads each objective's scaled value from a trial's metrics.
 // ok is false when a metric is missing.
@@ -28,6 +32,14 @@ func (s *Spec) Directions() []Direction {
 // Violations lists the constraints (SLOs) a trial's metrics miss, in words.
 func (s *Spec) Violations(metrics map[string]float64) []string {
 	var out []string
+	if c := s.Workload.Capacity; c != nil {
+		// A capacity search that found no level meeting its SLO reports a
+		// capacity of 0: the config is infeasible, whatever the objectives say.
+		m := CapacityMetric(c.Search)
+		if v, ok := metrics[m]; !ok || v <= 0 {
+			out = append(out, fmt.Sprintf("no load level up to workload.capacity.max = %g met the capacity SLO (%s = 0)", c.Max, m))
+		}
+	}
 	for _, c := range s.Constraints {
 		v, ok := metrics[c.Metric]
 		switch {
@@ -40,4 +52,13 @@ func (s *Spec) Violations(metrics map[string]float64) []string {
 		}
 	}
 	return out
+}
+
+// CapacityMetric names the metric holding a capacity search's result:
+// capacity_concurrency or capacity_request_rate.
+func CapacityMetric(search string) string {
+	if search == events.SearchRequestRate {
+		return "capacity_request_rate"
+	}
+	return "capacity_concurrency"
 }

@@ -162,6 +162,9 @@ func Default() Spec {
 			Seed:             1,
 			IgnoreEOS:        true,
 			VocabSize:        32000,
+			// bench_serving's defaults of the generated-shared-prefix and mooncake datasets.
+			GSPNumGroups: 64, GSPPromptsPerGroup: 16, GSPSystemPromptLen: 2048, GSPQuestionLen: 128, GSPOutputLen: 256,
+			MooncakeSlowdownFactor: 1,
 		},
 		Sampler: SamplerSpec{Algorithm: "motpe", Seed: 42, PopulationSize: 20, StartupTrials: 10},
 	}
@@ -299,7 +302,7 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("constraints[%d]: a metric and a max or min are required", i)
 		}
 	}
-	if err := validateWorkload(s.Workload); err != nil {
+	if err := ValidateWorkload("workload", s.Workload); err != nil {
 		return err
 	}
 	switch s.Sampler.Algorithm {
@@ -317,36 +320,6 @@ func (s *Spec) Validate() error {
 	}
 	if s.Sampler.StartupTrials < 0 || s.Sampler.Repeats < 0 || s.Sampler.PlateauWindow < 0 || s.Sampler.MaxInFlight < 0 {
 		return fmt.Errorf("sampler: startup_trials, repeats, plateau_window and max_in_flight must not be negative")
-	}
-	return nil
-}
-
-func validateWorkload(w events.Workload) error {
-	switch w.Backend {
-	case "sglang", "openai":
-	default:
-		return fmt.Errorf("workload.backend: want sglang or openai, got %q", w.Backend)
-	}
-	switch w.Dataset {
-	case "random-ids":
-	case "prompts":
-		if w.PromptFile == "" {
-			return fmt.Errorf("workload.prompt_file: required with dataset prompts")
-		}
-	default:
-		return fmt.Errorf("workload.dataset: want random-ids or prompts, got %q", w.Dataset)
-	}
-	switch {
-	case w.NumPrompts < 1:
-		return fmt.Errorf("workload.num_prompts: must be at least 1, got %d", w.NumPrompts)
-	case w.RandomInputLen < 1 || w.RandomOutputLen < 1:
-		return fmt.Errorf("workload.random_input_len/random_output_len: must be at least 1")
-	case w.RandomRangeRatio < 0 || w.RandomRangeRatio > 1:
-		return fmt.Errorf("workload.random_range_ratio: must be within [0, 1], got %v", w.RandomRangeRatio)
-	case w.MaxConcurrency < 0 || w.RequestRate < 0 || w.WarmupRequests < 0:
-		return fmt.Errorf("workload: max_concurrency, request_rate and warmup_requests must not be negative")
-	case w.VocabSize < 2:
-		return fmt.Errorf("workload.vocab_size: must be at least 2, got %d", w.VocabSize)
 	}
 	return nil
 }
