@@ -274,7 +274,7 @@ func TestRun_waits_for_the_study_and_uses_the_fleet(t *testing.T) {
 	// The candidate arrives before its study: it is retried, not lost.
 	h.propose("late", 0, seedCandidate())
 	h.propose("late", 1, with(seedCandidate(), "tp_size", 4, "attention_backend", "fa3"))
-	time.Sleep(300 * time.Millisecond)
+	h.waitRedelivered()
 	kv, err := natsx.KV(context.Background(), h.js, events.BucketFleet)
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +291,23 @@ func TestRun_waits_for_the_study_and_uses_the_fleet(t *testing.T) {
 		!strings.Contains(r.Rejections[0].Reason, "= 4 GPUs, but no live host can give one trial more than 2 (hosts considered: r1@box: 2 × NVIDIA A10 (sm86, 24 GiB))") {
 		t.Fatalf("want hardware.gpu_count, got %+v", r.Rejections)
 	}
+}
+
+// waitRedelivered waits until the validator has taken a candidate and handed
+// it back for a retry (the consumer counts it as redelivered).
+func (h *harness) waitRedelivered() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := h.js.Consumer(context.Background(), events.StreamCandidates, events.DurableValidator)
+		if err == nil {
+			if info, err := c.Info(context.Background()); err == nil && info.NumRedelivered > 0 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatal("the validator never retried a candidate of a study it does not know yet")
 }
 
 // waitConsumerIdle waits until the validator has nothing pending or unacked.

@@ -129,8 +129,14 @@ func TestRun_cancel_hands_back(t *testing.T) {
 	t.Parallel()
 	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_ITL": "200ms"})
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(400 * time.Millisecond); cancel() }()
-	_, err := e.Run(ctx, queued(2), []int{0}, nil)
+	defer cancel()
+	// Cancel once the benchmark runs (the fake server streams a token every
+	// 200 ms, so it is still running), not after a guessed delay.
+	_, err := e.Run(ctx, queued(2), []int{0}, func(phase, _ string) {
+		if phase == events.PhaseBenchmarking {
+			cancel()
+		}
+	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
