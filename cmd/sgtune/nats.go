@@ -20,6 +20,7 @@ func cmdNATS(ctx context.Context, args []string, getenv func(string) string, std
 	dataDir := fs.String("data-dir", envOr(getenv, "SGTUNE_DATA_DIR", "./.sgtune"), "JetStream file store directory")
 	httpPort := fs.Int("http-port", 0, "monitoring port serving /healthz (0: off)")
 	logs := fs.Bool("logs", true, "print the server's log")
+	syncAlways := fs.Bool("sync", envOr(getenv, "SGTUNE_NATS_SYNC", "true") != "false", "fsync every write before acknowledging it (survives power loss; false: the OS flushes, survives process kills only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,12 +48,16 @@ func cmdNATS(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	srv, err := embedded.Start(embedded.Options{
 		Host: host, Port: port, StoreDir: *dataDir, HTTPPort: *httpPort, Logs: *logs,
-		User: getenv("NATS_USER"), Password: password,
+		User: getenv("NATS_USER"), Password: password, SyncAlways: *syncAlways,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "sgtune nats: JetStream listening on %s (store %s)\n", srv.ClientURL(), *dataDir)
+	durability := "every write fsynced before it is acknowledged"
+	if !*syncAlways {
+		durability = "writes flushed by the OS (--sync=false: survives a process kill, not a power loss)"
+	}
+	fmt.Fprintf(stderr, "sgtune nats: JetStream listening on %s (store %s; %s)\n", srv.ClientURL(), *dataDir, durability)
 	<-ctx.Done()
 	srv.Shutdown()
 	srv.WaitForShutdown()

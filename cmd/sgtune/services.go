@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 
@@ -128,7 +129,13 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
 	}
-	return runner.Run(ctx, cfg, logger)
+	if err := runner.Run(ctx, cfg, logger); err != nil {
+		if errors.Is(err, runner.ErrDuplicateRunner) {
+			return &exitError{code: 2, err: err}
+		}
+		return err
+	}
+	return nil
 }
 
 // serviceFlags are the flags every service command shares: where NATS is, the

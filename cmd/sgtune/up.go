@@ -50,6 +50,7 @@ type upOptions struct {
 	verbose      bool
 	quiet        bool
 	httpAddr     string
+	syncAlways   bool
 }
 
 func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -80,6 +81,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
 	fs.BoolVar(&o.verbose, "verbose", false, "print service logs on stderr (default: into <data-dir>/sgtune.log)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.BoolVar(&o.syncAlways, "sync", true, "embedded NATS: fsync every write before acknowledging it (false: faster, survives process kills but not a power loss)")
 	fs.StringVar(&o.httpAddr, "http", "", "serve a page with the front plotted on this address while the study runs (e.g. 127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -193,7 +195,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	for i := range o.runners {
 		cfg := runner.Config{
 			NATS:         conn,
-			RunnerID:     fmt.Sprintf("%s-r%d", host, i),
+			RunnerID:     fmt.Sprintf("%s-%d-r%d", host, os.Getpid(), i), // unique per process
 			Backend:      o.backend,
 			Sim:          o.sim,
 			BenchmarkCmd: benchCmd,
@@ -323,7 +325,7 @@ func startEmbedded(o upOptions) (srvShutdown, error) {
 		}
 		port = -1 // taken, or 0: a free port (nats-server reads 0 as 4222)
 	}
-	srv, err := embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(o.dataDir, "nats")})
+	srv, err := embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(o.dataDir, "nats"), SyncAlways: o.syncAlways})
 	if err != nil {
 		return nil, err
 	}

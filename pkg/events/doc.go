@@ -42,4 +42,6 @@
 //	sgtune_studies  key "<study>": the study's spec and status (StudyState)
 //	sgtune_canonical key "<study>.<incarnation>.<hash>": the trial that first claimed a canonical config
 //	sgtune_fleet    key "<runner id>": each live runner's inventory (RunnerStatus), expiring with the runner's heartbeat
+//	sgtune_leases   keys "trial.<study>.<trial>", "study.<study>", "reporter.<instance>" (Lease) and
+//	                "stop.<study>.<trial>" (StopRequest), expiring unless their holder refreshes them
 package events

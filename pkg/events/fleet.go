@@ -17,6 +17,9 @@ type GPU struct {
 type RunnerStatus struct {
 	Runner string `json:"runner"`
 	Host   string `json:"host"`
+	// Instance is unique per runner process (Lease.Instance); PID is its process id.
+	Instance string `json:"instance,omitempty"`
+	PID      int    `json:"pid,omitempty"`
 	// Backend is "sglang", "sim" or "exec".
 	Backend string `json:"backend"`
 	GPUs    []GPU  `json:"gpus"`

@@ -132,6 +132,12 @@ const (
 	// or every delivery hit infrastructure trouble): a result is recorded so the
 	// study does not wait for it forever; the message is kept in SGTUNE_DLQ.
 	FailDeadLetter = "dead-letter"
+	// FailStopped marks a trial stopped on request (events.StopRequest) before
+	// it finished, e.g. by early stopping.
+	FailStopped = "stopped"
+	// FailNoRunner marks a queued trial no live runner can fit (it needs more
+	// GPUs than any runner has) after the fleet shrank; the reason names the fleet.
+	FailNoRunner = "no-runner"
 )
 
 // TrialResult is a runner's result for one trial: completed with metrics, or

@@ -17,6 +17,9 @@ type Topology struct {
 	Replicas int
 	// FleetTTL is how long a runner's heartbeat entry lives; default 30 s.
 	FleetTTL time.Duration
+	// LeaseTTL is how long a lease (events.BucketLeases) lives after its
+	// last renewal; default DefaultLeaseTTL (30 s).
+	LeaseTTL time.Duration
 }
 
 // StreamAdvisories captures JetStream's max-deliveries and terminated advisories, so a
@@ -76,11 +79,16 @@ func KVConfigs(t Topology) []jetstream.KeyValueConfig {
 	if ttl <= 0 {
 		ttl = 30 * time.Second
 	}
+	leaseTTL := t.LeaseTTL
+	if leaseTTL <= 0 {
+		leaseTTL = DefaultLeaseTTL
+	}
 	return []jetstream.KeyValueConfig{
 		{Bucket: events.BucketPareto, Description: "Pareto fronts: key front (latest study) and front.<study>", History: 20, Replicas: r, Storage: jetstream.FileStorage},
 		{Bucket: events.BucketStudies, Description: "study specs and status", History: 10, Replicas: r, Storage: jetstream.FileStorage},
 		{Bucket: events.BucketCanonical, Description: "validator dedup: <study>.<incarnation>.<canonical hash> -> first trial", History: 1, Replicas: r, Storage: jetstream.FileStorage},
 		{Bucket: events.BucketFleet, Description: "live runners and their GPUs", History: 1, TTL: ttl, Replicas: r, Storage: jetstream.FileStorage},
+		{Bucket: events.BucketLeases, Description: "trial, study-owner and reporter leases; stop requests", History: 1, TTL: leaseTTL, Replicas: r, Storage: jetstream.FileStorage},
 	}
 }
 

@@ -34,7 +34,8 @@ type Config struct {
 	Replicas int
 
 	// RunnerID names this runner in results and the fleet bucket
-	// (SGTUNE_RUNNER_ID, default <hostname>-<pid>).
+	// (SGTUNE_RUNNER_ID, default <hostname>-<pid>-<random suffix>). A second
+	// live runner with the same id is refused (ErrDuplicateRunner).
 	RunnerID string
 	// Backend is "sglang" (launch a server per trial and benchmark it) or "exec"
 	// (run BenchmarkCmd per trial) (SGTUNE_BACKEND, default sglang).
@@ -167,8 +168,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 // SetDefaults fills every zero field that has a default. Run calls it too.
 func (c *Config) SetDefaults() {
 	if c.RunnerID == "" {
+		// Unique per process: host, process id and a random suffix (a
+		// container's pid is often 1 on every host of the same name).
 		host, _ := os.Hostname()
-		c.RunnerID = sanitizeID(host) + "-" + strconv.Itoa(os.Getpid())
+		c.RunnerID = sanitizeID(host) + "-" + strconv.Itoa(os.Getpid()) + "-" + natsx.RandomSuffix()
 	}
 	if c.Backend == "" {
 		c.Backend = BackendSGLang

@@ -68,6 +68,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err := adapter.EnsureConsumers(ctx); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
+	if err := adapter.Register(ctx); err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
 	log.Info().Str("backend", backend).Int("gpus", len(inv.GPUs())).Str("log_dir", cfg.LogDir).Msg("runner started")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -80,6 +83,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	log.Info().Msg("runner stopped")
 	return nil
 }
+
+// ErrDuplicateRunner is returned (wrapped, naming the other runner) when a
+// live runner already uses this runner's id, or took it over while it ran.
+var ErrDuplicateRunner = natsio.ErrDuplicateRunner
 
 func withName(c natsx.ConnConfig, name string) natsx.ConnConfig {
 	if c.Name == "" {

@@ -24,7 +24,10 @@ type Options struct {
 	User, Password string
 	// Logs enables the server's own log lines on stderr.
 	Logs bool
-	// SyncAlways fsyncs before every ack (slower, survives power loss).
+	// SyncAlways fsyncs every write before it is acknowledged (JetStream's
+	// sync_interval: always), so an acknowledged message survives a power
+	// loss, not only a process kill. sgtune nats and sgtune up turn it on
+	// unless --sync=false; docs/benchmarks.md measures its cost.
 	SyncAlways bool
 }
 

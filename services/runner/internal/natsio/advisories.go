@@ -90,6 +90,24 @@ func handleMaxDeliveries(ctx context.Context, js jetstream.JetStream, trials jet
 		return fmt.Errorf("get trial message %d: %w", adv.StreamSeq, err)
 	}
 	meta := natsx.Meta{Subject: msg.Subject, Stream: adv.Stream, Consumer: adv.Consumer, StreamSeq: adv.StreamSeq, Delivered: adv.Deliveries}
+	if study, trial, err := events.ParseTrialFromSubject(msg.Subject); err == nil {
+		// A live runner may still be running it (its deliveries ran out while
+		// it was deferred, e.g. across NATS restarts): wait for its lease.
+		if held, err := leaseHeldLive(ctx, js, study, trial); err != nil {
+			return err
+		} else if held != "" {
+			return natsx.Defer(fmt.Errorf("trial %s/%d exhausted its deliveries but %s still runs it", study, trial, held), 10*time.Second)
+		}
+		// Finished after all (the outcome is stored): only the message is left.
+		if _, found, err := natsx.LastOnSubject(ctx, js, events.StreamOutcomes, events.OutcomeSubject(study, trial)); err != nil {
+			return err
+		} else if found {
+			if err := trials.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return fmt.Errorf("delete exhausted trial: %w", err)
+			}
+			return nil
+		}
+	}
 	reason := fmt.Sprintf("delivered %d times without being settled (the runners that claimed it died or lost their heartbeats)", adv.Deliveries)
 	l := log.With().Str("subject", msg.Subject).Uint64("stream_seq", adv.StreamSeq).Uint64("delivered", adv.Deliveries).Logger()
 	if err := natsx.DeadLetter(ctx, js, msg.Data, meta, reason); err != nil {
@@ -161,4 +179,24 @@ func watchLive(ctx context.Context, js jetstream.JetStream, trials jetstream.Str
 			cancel()
 		}
 	}
+}
+
+// leaseHeldLive names the live holder of a trial's lease ("" when none).
+func leaseHeldLive(ctx context.Context, js jetstream.JetStream, study string, trial int) (string, error) {
+	leases, err := natsx.OpenLeases(ctx, js)
+	if err != nil {
+		return "", err
+	}
+	l, _, err := leases.Get(ctx, events.TrialLeaseKey(study, trial))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	live, err := natsx.HolderLive(ctx, js, l)
+	if err != nil || !live {
+		return "", err
+	}
+	return l.Kind + " " + l.Holder, nil
 }

@@ -108,8 +108,8 @@ func decodeTrial(data []byte, class int) (events.TrialQueued, error) {
 	return q, nil
 }
 
-// handle takes one claimed message: decode, skip if already recorded,
-// take GPUs and start the trial.
+// handle takes one claimed message: decode, take GPUs and the trial's lease,
+// skip it if already recorded, and start the trial.
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 	meta := natsx.MetaOf(msg)
 	log := r.log.With().Str("subject", meta.Subject).Uint64("stream_seq", meta.StreamSeq).Uint64("delivered", meta.Delivered).Logger()
@@ -120,35 +120,67 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 	}
 	log = log.With().Str("study", q.Study).Int("trial", q.Trial).Logger()
 
-	// Idempotency: a redelivered trial whose result is already stored is done.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	_, found, err := natsx.LastOnSubject(actx, r.js, events.StreamOutcomes, events.OutcomeSubject(q.Study, q.Trial))
-	cancel()
-	switch {
-	case err != nil:
-		r.settle(ctx, msg, meta, fmt.Errorf("check for an earlier outcome: %w", err), false, log)
-		return
-	case found:
-		log.Info().Msg("trial already has an outcome; acking the redelivery without running it")
-		r.settle(ctx, msg, meta, nil, false, log)
-		return
-	}
-
 	ticket, err := r.sched.Start(class, time.Now())
 	if err != nil { // cannot happen: only this loop starts trials, and it checked
 		r.settle(ctx, msg, meta, fmt.Errorf("no GPUs for a claimed trial: %w", err), true, log)
 		return
 	}
+	cancelTicket := func() {
+		if err := r.sched.Cancel(ticket); err != nil {
+			log.Error().Err(err).Msg("releasing the GPUs of a trial not run")
+		}
+	}
+	// The lease first: a redelivery of a trial some live runner (this one
+	// included) is running must not launch a second server.
+	t, err := r.takeLease(ctx, q, meta, ticket.GPUs, log)
+	if err != nil {
+		cancelTicket()
+		r.settle(ctx, msg, meta, err, false, log)
+		return
+	}
+	// Idempotency: a redelivered trial whose result is already stored is done.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	_, found, err := natsx.LastOnSubject(actx, r.js, events.StreamOutcomes, events.OutcomeSubject(q.Study, q.Trial))
+	var stop *events.StopRequest
+	if err == nil && !found {
+		stop, err = r.stopRequested(actx, q)
+	}
+	cancel()
+	switch {
+	case err != nil:
+		r.releaseLease(ctx, t, log)
+		cancelTicket()
+		r.settle(ctx, msg, meta, fmt.Errorf("check for an earlier outcome: %w", err), false, log)
+		return
+	case found:
+		log.Info().Msg("trial already has an outcome; acking the redelivery without running it")
+		r.settle(ctx, msg, meta, nil, false, log)
+		r.releaseLease(ctx, t, log)
+		cancelTicket()
+		return
+	case stop != nil:
+		log.Info().Str("reason", stop.Reason).Msg("trial stopped on request before it started")
+		r.record(ctx, msg, meta, stoppedResult(q, r.cfg.RunnerID, r.cfg.Host, nil, *stop, time.Now().UTC()), log)
+		r.releaseLease(ctx, t, log)
+		cancelTicket()
+		return
+	}
+
+	tctx, tcancel := context.WithCancelCause(ctx)
+	t.cancel = tcancel
+	r.active.put(t)
 	log.Info().Ints("gpus", ticket.GPUs).Msg("claimed trial")
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer func() {
+			r.active.remove(t.key)
+			tcancel(nil)
 			if err := r.sched.Finish(ticket, time.Now()); err != nil {
 				log.Error().Err(err).Msg("releasing the trial's GPUs")
 			}
 			signal(r.finished)
 		}()
-		r.runTrial(ctx, msg, meta, q, ticket.GPUs, log)
+		r.runTrial(ctx, tctx, msg, meta, q, t, ticket.GPUs, log)
 	}()
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/runner/internal/packing"
 )
 
@@ -48,6 +49,9 @@ type TrialRunner interface {
 type Config struct {
 	// RunnerID names this runner in results, progress and the fleet bucket (required).
 	RunnerID string
+	// Instance is unique per process (natsx.Instance(), the default): it tells
+	// this process's fleet entry and trial leases from another's with the same id.
+	Instance string
 	// Host is the host name reported in the fleet bucket.
 	Host string
 	// Backend is reported in the fleet bucket ("sglang", "sim" or "exec").
@@ -88,6 +92,9 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	if c.Instance == "" {
+		c.Instance = natsx.Instance()
+	}
 	if c.MaxConcurrentTrials <= 0 {
 		c.MaxConcurrentTrials = len(c.GPUs)
 	}
@@ -125,6 +132,12 @@ type Runner struct {
 	cons    map[int]jetstream.Consumer
 	sched   *packing.Scheduler
 	started time.Time
+	leases  *natsx.Leases
+	active  activeTrials
+	seen    seenLeases
+
+	fleet    jetstream.KeyValue // sgtune_fleet, once registered
+	fleetRev uint64             // revision of this runner's last fleet write
 
 	finished chan struct{} // a trial ended: GPUs may be free
 	wg       sync.WaitGroup
@@ -158,16 +171,30 @@ func New(js jetstream.JetStream, cfg Config, exec TrialRunner) (*Runner, error) 
 	}, nil
 }
 
-// Run claims and runs trials until ctx is done, heartbeating the fleet entry.
-// On shutdown it stops claiming, lets running trials stop their servers and
-// hands them back, removes the fleet entry and returns nil.
+// Run registers the runner in the fleet (Register; ErrDuplicateRunner when
+// another live process uses its id), then claims and runs trials until ctx
+// is done, heartbeating the fleet entry. On shutdown it stops claiming,
+// lets running trials stop their servers and hands them back, removes the
+// fleet entry and returns nil. When another process takes the runner id
+// over it stops the same way and returns ErrDuplicateRunner.
 func (r *Runner) Run(ctx context.Context) error {
 	if len(r.cons) == 0 {
 		if err := r.EnsureConsumers(ctx); err != nil {
 			return err
 		}
 	}
-	r.started = time.Now().UTC()
+	if r.fleet == nil {
+		if err := r.Register(ctx); err != nil {
+			return err
+		}
+	}
+	leases, err := natsx.OpenLeases(ctx, r.js)
+	if err != nil {
+		return err
+	}
+	r.leases = leases
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	// A core subscription on the trials subjects wakes the claim loop the
 	// moment a trial is queued, so claiming does not wait for a poll.
 	wake := make(chan struct{}, 1)
@@ -177,22 +204,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		r.heartbeat(ctx)
-	}()
-	advDone := make(chan struct{})
-	go func() {
-		defer close(advDone)
+	var bg sync.WaitGroup
+	bg.Go(func() { r.heartbeat(ctx, cancel) })
+	bg.Go(func() {
 		if err := WatchMaxDeliveries(ctx, r.js, r.log); err != nil && ctx.Err() == nil {
 			r.log.Error().Err(err).Msg("max-deliveries advisories are not watched")
 		}
-	}()
+	})
+	bg.Go(func() { r.watchStops(ctx) })
 	r.claimLoop(ctx, wake)
 	r.wg.Wait()
-	<-hbDone
-	<-advDone
+	bg.Wait()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrDuplicateRunner) {
+		return cause
+	}
 	return nil
 }
 

@@ -14,10 +14,12 @@ import (
 	"github.com/sgtune/sgtune/pkg/natsx"
 )
 
-// runTrial runs a claimed trial with InProgress heartbeats and settles its
-// message: the verdict is nil once the result is stored (reference/jetstream.md
-// §8 rule 6: ack only after that), an error when it must run again.
-func (r *Runner) runTrial(ctx context.Context, msg jetstream.Msg, meta natsx.Meta, q events.TrialQueued, gpus []int, log zerolog.Logger) {
+// runTrial runs a claimed trial with heartbeats (InProgress on its message
+// and a renewal of its lease) and settles its message: the verdict is nil
+// once the result is stored (reference/jetstream.md §8 rule 6: ack only
+// after that), an error when it must run again. ctx is the runner's, tctx
+// the trial's own (cancelled by a stop request or a lost lease).
+func (r *Runner) runTrial(ctx, tctx context.Context, msg jetstream.Msg, meta natsx.Meta, q events.TrialQueued, t *activeTrial, gpus []int, log zerolog.Logger) {
 	claimedAt := time.Now()
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHB()
@@ -30,31 +32,48 @@ func (r *Runner) runTrial(ctx context.Context, msg jetstream.Msg, meta natsx.Met
 		seqMu.Unlock()
 		r.publishProgress(ctx, q, meta, gpus, phase, message, n, claimedAt, log)
 	}
-	go natsx.KeepInProgress(hbCtx, msg, r.cfg.AckWait/3, func(err error) {
+	go natsx.KeepInProgress(hbCtx, msg, r.renewEvery(), func(err error) {
 		if err != nil {
 			log.Warn().Err(err).Msg("in-progress heartbeat failed")
 		}
+		r.renewLease(hbCtx, t, log)
 		progress(events.PhaseHeartbeat, "")
 	})
 	progress(events.PhaseClaimed, "")
 
-	res, err := r.exec.Run(ctx, q, gpus, progress)
+	res, err := r.exec.Run(tctx, q, gpus, progress)
 	stopHB()
-	if err != nil {
+	cause := context.Cause(tctx)
+	var stop *StopError
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		// Another runner owns the trial now and settles its message.
+		log.Error().Msg("trial abandoned: its lease belongs to another runner")
+		return
+	case errors.As(cause, &stop) && ctx.Err() == nil:
+		res = stoppedResult(q, r.cfg.RunnerID, r.cfg.Host, gpus, stop.Request, claimedAt.UTC())
+	case err != nil:
+		r.releaseLease(ctx, t, log)
 		r.settle(ctx, msg, meta, fmt.Errorf("trial hit an infrastructure error: %w", err), ctx.Err() != nil, log)
 		return
 	}
+	r.record(ctx, msg, meta, res, log)
+	r.releaseLease(ctx, t, log)
+}
+
+// record publishes a trial's one result and acks its message; a failed
+// publish hands the trial back for another delivery.
+func (r *Runner) record(ctx context.Context, msg jetstream.Msg, meta natsx.Meta, res events.TrialResult, log zerolog.Logger) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	perr := natsx.PublishOnce(actx, r.js, events.OutcomeSubject(q.Study, q.Trial), res)
+	perr := natsx.PublishOnce(actx, r.js, events.OutcomeSubject(res.Study, res.Trial), res)
 	switch {
 	case perr == nil:
 		log.Info().Str("state", res.State).Str("failure_class", res.FailureClass).Msg("result recorded")
 	case errors.Is(perr, natsx.ErrAlreadyRecorded):
 		log.Warn().Msg("trial already had a result (another runner finished it); acking")
 	default:
-		perr = fmt.Errorf("could not publish the result: %w", perr)
-		r.settle(ctx, msg, meta, perr, false, log)
+		r.settle(ctx, msg, meta, fmt.Errorf("could not publish the result: %w", perr), false, log)
 		return
 	}
 	r.settle(ctx, msg, meta, nil, false, log)

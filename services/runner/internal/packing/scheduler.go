@@ -182,6 +182,19 @@ func (s *Scheduler) Finish(t Ticket, now time.Time) error {
 	return s.alloc.Release(rt.gpus)
 }
 
+// Cancel releases the GPUs of a trial that was started but did not run
+// (its lease was held elsewhere); unlike Finish it records no duration.
+func (s *Scheduler) Cancel(t Ticket) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt, ok := s.inFlight[t.id]
+	if !ok {
+		return fmt.Errorf("%w: ticket %d", ErrNotAllocated, t.id)
+	}
+	delete(s.inFlight, t.id)
+	return s.alloc.Release(rt.gpus)
+}
+
 // history returns the durations that stand for class n: its own once it
 // has minClassSamples, else those of every class.
 func (s *Scheduler) history(n int) *History {

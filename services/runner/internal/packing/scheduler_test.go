@@ -161,6 +161,24 @@ func TestScheduler_Start_Finish_keep_GPUs_disjoint(t *testing.T) {
 	}
 }
 
+func TestScheduler_Cancel_releases_without_learning(t *testing.T) {
+	t.Parallel()
+	s := NewScheduler(indices(2), SchedulerConfig{ReserveAfter: -1})
+	tk, err := s.Start(2, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cancel(tk); err != nil {
+		t.Fatal(err)
+	}
+	if free, _ := s.Room(); free != 2 || s.tookAll.Len() != 0 {
+		t.Fatalf("free %d, durations recorded %d", free, s.tookAll.Len())
+	}
+	if err := s.Finish(tk, t0); !errors.Is(err, ErrNotAllocated) {
+		t.Fatalf("Finish after Cancel: %v", err)
+	}
+}
+
 func TestScheduler_MaxConcurrent_caps_trials(t *testing.T) {
 	t.Parallel()
 	s := NewScheduler(indices(4), SchedulerConfig{MaxConcurrent: 1})
