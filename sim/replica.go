@@ -178,10 +178,3 @@ func (r *replica) run(ctx context.Context) {
 		}
 	}
 }
-
-func pyBool(b bool) string {
-	if b {
-		return "True"
-	}
-	return "False"
-}

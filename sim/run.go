@@ -406,19 +406,6 @@ func (s *server) notes() []string {
 	return s.plan.Notes
 }
 
-func pyList(xs []int) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, x := range xs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(x))
-	}
-	b.WriteByte(']')
-	return b.String()
-}
-
 // printArgsTraceback prints a ServerArgs validation failure the way
 // `python -m sglang.launch_server` dies with it.
 func (s *server) printArgsTraceback(le *model.LaunchError) {
