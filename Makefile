@@ -11,6 +11,9 @@ TESTFLAGS ?= -count=1 -timeout 15m
 SPEC     ?= deploy/specs/quickstart.yaml
 N_TRIALS ?= 40
 RUNNERS  ?= 2
+# sgtune --version reports it.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := all
 
@@ -21,7 +24,7 @@ BENCH_TARGETS :=
 -include services/sampler/bench.mk
 -include deploy/compose.mk
 
-.PHONY: all build run test test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane clean help
+.PHONY: all build run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane clean help
 
 all: lint test build
 
@@ -29,17 +32,20 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 build: ## build bin/sgtune (static, CGO_ENABLED=0)
-	$(GO) build -trimpath -o $(BIN)/sgtune ./cmd/sgtune
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
 
 build-nvml: ## build bin/sgtune with go-nvml (cgo; for GPU hosts)
-	CGO_ENABLED=1 $(GO) build -tags nvml -trimpath -o $(BIN)/sgtune ./cmd/sgtune
+	CGO_ENABLED=1 $(GO) build -tags nvml -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
 
 run: build ## run a whole simulated study on the embedded NATS (about a minute)
 	$(BIN)/sgtune up --sim --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
 		--data-dir .sgtune/quickstart --output results.json --no-load
 
-test: ## run every test of every module
+test: test-deps ## run every test of every module
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-deps: ## install what the export and page tests need (Debian: python3-optuna, python3-pandas, chromium) when missing
+	@bash scripts/test-deps.sh
 
 test-race: ## every test with the race detector (needs cgo)
 	CGO_ENABLED=1 $(GO) test -race $(TESTFLAGS) $(PKGS)

@@ -4,31 +4,33 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
-	"github.com/rs/zerolog"
-	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/reporter"
 )
 
 // cmdFront prints a study's Pareto front from KV: the same as
-// `nats kv get pareto front --raw`, formatted like the seed's console output.
+// `nats kv get pareto front --raw`, formatted like the seed's console output;
+// or serves the live page. With --data-dir it reads a stopped store.
 func cmdFront(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("front", stderr)
-	conn := natsx.ConnConfigFromEnv(getenv)
-	fs.StringVar(&conn.URL, "nats-url", firstNonEmptyStr(conn.URL, natsx.DefaultURL), "NATS server URL(s)")
-	studyName := fs.String("study", "", "study name (default: the study in pareto/front)")
+	studyName := fs.String("study", "", "study `NAME` (default: the study in pareto/front, the latest)")
+	fs.StringVar(studyName, "study-name", "", aliasPrefix+"--study")
 	asJSON := fs.Bool("json", false, "print the front document as one JSON line")
-	output := fs.String("output", "", "also rebuild the full results file from the outcomes stream into this path")
-	serve := fs.String("serve", "", "serve a page with the front plotted on this address (e.g. 127.0.0.1:8080) until interrupted")
+	output := fs.String("output", "", "also rebuild the full results file from the outcomes stream into `FILE`")
+	serve := fs.String("serve", "", "serve the live page on `ADDR` (e.g. 127.0.0.1:8080) until interrupted")
+	store := addStoreFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	conn.Name = "sgtune-front"
-	nc, js, err := natsx.Connect(ctx, conn, zerolog.Nop())
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	js, closeStore, err := store.open(ctx, "sgtune-front")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer closeStore()
 	if *serve != "" {
 		url, err := servePage(ctx, *serve, reporter.PageHandler(js, *studyName))
 		if err != nil {
@@ -56,13 +58,4 @@ func cmdFront(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return reporter.PrintFront(stdout, doc)
-}
-
-func firstNonEmptyStr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -11,10 +11,12 @@
 //	reporter   run the reporter service
 //	sim        run sglang-sim, the SGLang-compatible simulator server
 //	validate   check one configuration against the rules
-//	front      print a study's Pareto front from NATS
+//	front      print a study's Pareto front (NATS, or a stopped store with --data-dir)
+//	export     write a study as an Optuna journal, CSV or JSON
 //	gpus       print this host's GPU inventory (NVML, or a simulated one)
 //	bench      drive a streaming benchmark against any SGLang server (bench_serving's flags)
 //	health     probe an HTTP endpoint (container health checks)
+//	version    print the version (also --version)
 //
 // Every service reads its settings from flags and from the environment
 // (SGTUNE_*, NATS_URL, NATS_USER, NATS_PASSWORD, NATS_CREDS, ...). Logs are
@@ -52,54 +54,23 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
 
-const usage = `sgtune: tune SGLang launch parameters for time to first token and tokens per second
-
-usage: sgtune <command> [flags]
-
-commands:
-  up         run a whole study in one process (embedded NATS unless --nats-url)
-  nats       run the embedded JetStream server alone (--listen, --data-dir)
-  sampler    run the sampler service
-  validator  run the validator service
-  runner     run a runner service (one per GPU host)
-  reporter   run the reporter service
-  sim        run sglang-sim, the SGLang-compatible simulator (takes launch_server's flags)
-  validate   check one configuration: sgtune validate [--spec F] [--device-num N] [--gpu MODEL] [--json] '{"tp_size": 2}'
-  front      print a study's Pareto front (sgtune front --nats-url URL [--study NAME] [--json])
-  health     probe an HTTP URL; exit 0 on 200 (for container health checks)
-  gpus       list this host's GPUs (NVML; --gpus N simulated) as a table or --json
-  bench      benchmark a running server like bench_serving (sgtune bench --url URL [--json])
-
-Run 'sgtune <command> -h' for a command's flags.
-`
-
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		fmt.Fprint(stdout, topUsage())
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
-	cmds := map[string]func(context.Context, []string, func(string) string, io.Writer, io.Writer) error{
-		"up":        cmdUp,
-		"nats":      cmdNATS,
-		"sampler":   cmdSampler,
-		"validator": cmdValidator,
-		"runner":    cmdRunner,
-		"reporter":  cmdReporter,
-		"sim":       cmdSim,
-		"validate":  cmdValidate,
-		"front":     cmdFront,
-		"health":    cmdHealth,
-		"gpus":      cmdGPUs,
-		"bench":     cmdBench,
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
 	}
-	cmd, ok := cmds[args[0]]
+	c, ok := lookupCommand(args[0])
 	if !ok {
-		fmt.Fprintf(stderr, "sgtune: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "sgtune: unknown command %q\n\n%s", args[0], topUsage())
 		return 2
 	}
+	cmd := c.run
 	if err := cmd(ctx, args[1:], envAliases(getenv), stdout, stderr); err != nil {
 		if err == errHelp {
 			return 0

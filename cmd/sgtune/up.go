@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +56,12 @@ type upOptions struct {
 	quiet        bool
 	httpAddr     string
 	syncAlways   bool
+	// storage is the seed's --storage URL: sgtune keeps studies in JetStream,
+	// so it is only answered with where the study is and how to export it.
+	storage string
+	// maxFailStreak stops the study after this many benchmarked trials in a
+	// row failed the same way (0: never).
+	maxFailStreak int
 }
 
 func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -58,6 +69,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs := newFlagSet("up", stderr)
 	fs.IntVar(&o.nTrials, "n-trials", 0, "budget of benchmarked trials (default: the spec's, 100)")
 	fs.StringVar(&o.studyName, "study-name", "", "study name (default: the spec's, sglang_throughput_optimization)")
+	fs.StringVar(&o.studyName, "study", "", aliasPrefix+"--study-name")
 	fs.StringVar(&o.specFile, "spec", "", "study spec file, YAML or JSON (default: the seed's 18 parameters)")
 	fs.StringVar(&o.output, "output", reporter.DefaultOutput, "results JSON file")
 	fs.IntVar(&o.deviceNum, "device-num", 0, "GPUs a trial may use (seed rule); without NVML also the simulated GPUs per runner (default: the spec's, 8)")
@@ -82,12 +94,20 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&o.verbose, "verbose", false, "print service logs on stderr (default: into <data-dir>/sgtune.log)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&o.syncAlways, "sync", true, "embedded NATS: fsync every write before acknowledging it (false: faster, survives process kills but not a power loss)")
-	fs.StringVar(&o.httpAddr, "http", "", "serve a page with the front plotted on this address while the study runs (e.g. 127.0.0.1:8080)")
+	fs.StringVar(&o.httpAddr, "http", "", "serve the live page (front, hypervolume, GPU timeline, failures) on `ADDR` while the study runs (e.g. 127.0.0.1:8080)")
+	fs.StringVar(&o.storage, "storage", "", "the seed's Optuna storage `URL`: not used (sgtune keeps studies in JetStream, --data-dir); see sgtune export --format optuna-journal")
+	fs.IntVar(&o.maxFailStreak, "max-consecutive-failures", 5, "stop (exit 1) when this many benchmarked trials in a row fail the same way: a broken benchmark or server command (0: never)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := checkSetInts(fs, "n-trials", "device-num", "max-in-flight"); err != nil {
+		return err
+	}
+	if o.maxFailStreak < 0 {
+		return usageError("--max-consecutive-failures must be 0 (never stop) or more, got %d", o.maxFailStreak)
 	}
 	spec, err := loadSpec(o)
 	if err != nil {
@@ -136,6 +156,11 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 		conn.URL = srv.ClientURL()
 		conn.User, conn.Password, conn.Token, conn.CredsFile, conn.NKeyFile = "", "", "", "", ""
+	}
+	if o.storage != "" {
+		fmt.Fprintf(stderr, "sgtune up: --storage %s is not used: sgtune keeps studies in JetStream (here: %s); "+
+			"for Optuna and optuna-dashboard, export it: sgtune export --format optuna-journal %s --study %s --output %s.journal\n",
+			o.storage, readFlags(o), readFlags(o), spec.StudyName, spec.StudyName)
 	}
 	say(stderr, o.quiet, "sgtune up: study %q, %d trials, NATS %s, data %s", spec.StudyName, spec.NTrials, conn.URL, o.dataDir)
 
@@ -227,6 +252,10 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !o.quiet {
 		g.Go(func() error { showProgress(gctx, js, spec.StudyName, stderr, start); return nil })
 	}
+	failing := make(chan string, 1)
+	if o.maxFailStreak > 0 {
+		g.Go(func() error { watchFailures(gctx, js, spec.StudyName, o.maxFailStreak, failing); return nil })
+	}
 
 	// The study is complete when the sampler returns; then wait for the reporter to
 	// fold the last outcomes before stopping everything.
@@ -238,6 +267,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		} else if err != nil {
 			runErr = err
 		}
+	case reason := <-failing:
+		runErr = fmt.Errorf("study %q stopped: %s", spec.StudyName, reason)
 	case <-gctx.Done():
 	}
 	stopServices()
@@ -268,9 +299,88 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if ran := st.Benchmarked - before; ran > 0 {
 		rate = fmt.Sprintf("%d benchmarked in this run, %.1f trials/min", ran, float64(ran)/elapsed.Minutes())
 	}
-	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%s); results in %s; front: nats kv get %s %s --raw",
-		spec.StudyName, elapsed.Round(time.Second), st.Benchmarked, st.Rejected, rate, o.output, events.BucketPareto, events.FrontKey(spec.StudyName))
+	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%s); results in %s",
+		spec.StudyName, elapsed.Round(time.Second), st.Benchmarked, st.Rejected, rate, o.output)
+	// The hint names commands that work once this process is gone: the
+	// embedded server stops with it, its store stays in --data-dir.
+	say(stderr, false, "sgtune up: the front, later: sgtune front %s --study %s (or: sgtune export --format optuna-journal|csv %s --study %s)",
+		readFlags(o), spec.StudyName, readFlags(o), spec.StudyName)
+	if doc.Counts.Benchmarked > 0 && doc.Counts.Completed == 0 {
+		return fmt.Errorf("study %q: all %d benchmarked trials failed (%s): nothing was measured", spec.StudyName, doc.Counts.Benchmarked, classCounts(doc.Counts.FailedByClass))
+	}
 	return nil
+}
+
+// readFlags are the flags that let a client read this run's study after it
+// exits: the store it left in --data-dir, or the server of --nats-url.
+func readFlags(o upOptions) string {
+	if o.natsURL != "" {
+		return "--nats-url " + o.natsURL
+	}
+	return "--data-dir " + shellQuote(o.dataDir)
+}
+
+func shellQuote(s string) string { return strings.Join(quoteArgs([]string{s}), " ") }
+
+// classCounts lists failure counts by class, largest first ("oom 3, crash 1").
+func classCounts(m map[string]int) string {
+	type kv struct {
+		k string
+		n int
+	}
+	var list []kv
+	for k, n := range m {
+		list = append(list, kv{k, n})
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].n != list[j].n {
+			return list[i].n > list[j].n
+		}
+		return list[i].k < list[j].k
+	})
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = fmt.Sprintf("%s %d", e.k, e.n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkSetInts refuses an integer flag given explicitly as 0 or less: 0 is
+// the flag's "unset" value (the spec decides), so an explicit 0 or a
+// negative count is a mistake, not a request for the spec's value.
+func checkSetInts(fs *flag.FlagSet, names ...string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil || !slices.Contains(names, f.Name) {
+			return
+		}
+		if n, perr := strconv.Atoi(f.Value.String()); perr == nil && n < 1 {
+			err = usageError("--%s must be at least 1, got %d (leave it out to use the spec's value)", f.Name, n)
+		}
+	})
+	return err
+}
+
+// watchFailures follows the study's outcomes from now on and reports on
+// failing (once) when maxStreak benchmarked trials in a row failed the same way.
+func watchFailures(ctx context.Context, js jetstream.JetStream, studyName string, maxStreak int, failing chan<- string) {
+	streak := failureStreak{limit: maxStreak}
+	live := false
+	reported := false
+	_ = natsx.Tail(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy(studyName), func(data []byte, _ natsx.Meta) error {
+		if !live || reported {
+			return nil // an earlier run's outcomes: this run starts its own count
+		}
+		var r events.TrialResult
+		if err := json.Unmarshal(data, &r); err != nil || r.Type != events.TypeTrialResult {
+			return nil // rejections are not benchmarks
+		}
+		if streak.observe(r.State == events.StateComplete, r.FailureClass, r.Reason) {
+			reported = true
+			failing <- streak.reason()
+		}
+		return nil
+	}, func() { live = true })
 }
 
 // loadSpec reads the spec file (or the defaults) and applies the flags' overrides.

@@ -26,6 +26,9 @@ func TestUpBadInputIsAUsageError(t *testing.T) {
 		{"unknown backend", []string{"--backend", "docker"}, "want sglang or exec"},
 		{"unknown sampler", []string{"--sampler", "magic"}, "sampler.algorithm"},
 		{"no runners", []string{"--runners", "0"}, "--runners"},
+		{"zero trials", []string{"--n-trials", "0"}, "--n-trials must be at least 1, got 0"},
+		{"negative trials", []string{"--n-trials", "-3"}, "--n-trials must be at least 1, got -3"},
+		{"negative failure streak", []string{"--max-consecutive-failures", "-1"}, "--max-consecutive-failures"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,13 +15,6 @@ var errHelp = errors.New("help requested")
 
 func asExit(err error, target **exitError) bool { return errors.As(err, target) }
 
-// newFlagSet builds a command's flag set whose errors are usage errors.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("sgtune "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
 // parseFlags parses args, mapping -h to errHelp and other problems to usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
@@ -53,4 +46,13 @@ func envOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+func firstNonEmptyStr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

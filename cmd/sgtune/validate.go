@@ -16,36 +16,15 @@ import (
 	"github.com/sgtune/sgtune/services/validator"
 )
 
-const validateUsage = `usage: sgtune validate [--spec FILE] [--device-num N] [--gpu MODEL] [--json] 'JSON object of parameters'
-
-Checks one configuration against the study's rules exactly as the validator
-service does (without dedup, which needs a study's history): the safety rules
-always, the spec's rule sets (rules.sets; default: the seed's), and with --gpu
-the hardware rules against one simulated host of that GPU model.
-
-Prints VALID with the canonical config (what SGLang would really run) and the
-launch flags, or INVALID with every failing rule and its reason.
-Exit status: 0 valid, 1 invalid, 2 bad input (malformed JSON, unknown
-parameter or value, bad spec or flag).
-
-Example:
-  sgtune validate --gpu A100-40G '{"tp_size": 2, "attention_backend": "fa3"}'
-
-Flags:
-`
-
 // cmdValidate checks one configuration against the study's rules
 // (services/validator Check) and prints the verdict.
 func cmdValidate(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("validate", stderr)
 	specFile := fs.String("spec", "", "study spec file, YAML or JSON (default: the seed's study)")
-	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use: the seed's gpu rule, and the simulated host's GPU count with --gpu (default: the spec's device_num, 8)")
-	gpu := fs.String("gpu", "", "check the hardware rules against one simulated host of this GPU model ("+strings.Join(validator.GPUModelNames(), ", ")+")")
+	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use: the seed's gpu rule, and the simulated host's GPU count with --gpu-model (default: the spec's device_num, 8)")
+	gpu := fs.String("gpu-model", "", "check the hardware rules against one simulated host of this GPU `MODEL` ("+strings.Join(validator.GPUModelNames(), ", ")+")")
+	fs.StringVar(gpu, "gpu", "", aliasPrefix+"--gpu-model")
 	asJSON := fs.Bool("json", false, "print the verdict as one JSON object")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, validateUsage)
-		fs.PrintDefaults()
-	}
 	// Flags may come before or after the JSON argument.
 	var positional []string
 	for rest := args; ; {
@@ -96,7 +75,7 @@ func cmdValidate(_ context.Context, args []string, _ func(string) string, stdout
 		opts.Fleet = []events.RunnerStatus{host}
 		if !slices.Contains(spec.Rules.Sets, "hardware") {
 			spec.Rules.Sets = append(slices.Clone(spec.Rules.Sets), "hardware")
-			notes = append(notes, "--gpu turned the hardware rule set on")
+			notes = append(notes, "--gpu-model turned the hardware rule set on")
 		}
 	}
 

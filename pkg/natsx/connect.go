@@ -96,36 +96,11 @@ func Connect(ctx context.Context, cfg ConnConfig, logger zerolog.Logger) (*nats.
 			ev.Msg("NATS async error")
 		}),
 	}
-	password := cfg.Password
-	if strings.HasPrefix(password, "@file:") {
-		p, err := readSecret(strings.TrimPrefix(password, "@file:"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("read NATS password file: %w", err)
-		}
-		password = p
+	auth, err := authOptions(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
-	if cfg.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.User, password))
-	}
-	if cfg.Token != "" {
-		opts = append(opts, nats.Token(cfg.Token))
-	}
-	if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
-	}
-	if cfg.NKeyFile != "" {
-		opt, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read NATS nkey file: %w", err)
-		}
-		opts = append(opts, opt)
-	}
-	if cfg.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.TLSCA))
-	}
-	if cfg.TLSCert != "" || cfg.TLSKey != "" {
-		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
-	}
+	opts = append(opts, auth...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
@@ -145,9 +120,49 @@ func Connect(ctx context.Context, cfg ConnConfig, logger zerolog.Logger) (*nats.
 	return nc, js, nil
 }
 
+// authOptions turns cfg's credentials and TLS files into connection options.
+func authOptions(cfg ConnConfig) ([]nats.Option, error) {
+	var opts []nats.Option
+	password := cfg.Password
+	if strings.HasPrefix(password, "@file:") {
+		p, err := readSecret(strings.TrimPrefix(password, "@file:"))
+		if err != nil {
+			return nil, fmt.Errorf("read NATS password file: %w", err)
+		}
+		password = p
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, password))
+	}
+	if cfg.Token != "" {
+		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.NKeyFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read NATS nkey file: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	return opts, nil
+}
+
 func waitConnected(ctx context.Context, nc *nats.Conn, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for !nc.IsConnected() {
+		// A refused password will be refused again: say so now, not after the wait.
+		if err := nc.LastError(); isAuthError(err) {
+			return fmt.Errorf("%w (%v): check NATS_USER and NATS_PASSWORD (or NATS_PASSWORD_FILE, NATS_TOKEN, NATS_CREDS)", ErrAuth, err)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no server answered within %s", limit)
 		}

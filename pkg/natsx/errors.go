@@ -70,3 +70,10 @@ func Defer(err error, d time.Duration) error {
 	}
 	return &deferError{err: err, after: d}
 }
+
+// ErrUnreachable is returned by ConnectClient when no NATS server answered in time.
+var ErrUnreachable = errors.New("NATS unreachable")
+
+// ErrAuth is returned by ConnectClient (and by Connect, at once rather than
+// after its wait) when the server refuses the client's credentials.
+var ErrAuth = errors.New("NATS refused the credentials")

@@ -59,9 +59,72 @@ func Parse(name string, data []byte) (Spec, error) {
 		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
 	}
 	if err := spec.Validate(); err != nil {
-		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, atLine(doc, err))
+	}
+	if err := spec.CheckMetricNames(); err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, atLine(doc, err))
 	}
 	return spec, nil
+}
+
+// lineError puts the spec file's line in front of a Validate error.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *lineError) Unwrap() error { return e.err }
+
+// atLine adds the file line of the key an error is about. Every error of
+// Validate and CheckMetricNames starts with the key's path
+// ("space.tp_sise: ...", "objectives[1].metric: ..."); the path is looked up
+// in the file's YAML tree, down to the deepest key the file has (a default
+// the file does not set has no line, and the error is returned as it is).
+func atLine(doc *yaml.Node, err error) error {
+	msg := err.Error()
+	path, _, ok := strings.Cut(msg, ": ")
+	if !ok || strings.ContainsAny(path, " \t\"'") {
+		return err
+	}
+	if line := lineOf(doc, path); line > 0 {
+		return &lineError{line: line, err: err}
+	}
+	return err
+}
+
+// lineOf finds the line of a key path ("a.b[2].c") in a YAML mapping; 0 when
+// the file does not have its first key.
+func lineOf(node *yaml.Node, path string) int {
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		if node.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == key {
+				line, next = node.Content[i].Line, node.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		node = next
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			rest = strings.TrimPrefix(after, "[")
+			var i int
+			if _, err := fmt.Sscan(idx, &i); err != nil || node.Kind != yaml.SequenceNode || i < 0 || i >= len(node.Content) {
+				return line
+			}
+			node = node.Content[i]
+			line = node.Line
+		}
+	}
+	return line
 }
 
 // FromJSON decodes a spec as stored in the sgtune_studies bucket and validates it.

@@ -33,6 +33,10 @@ type Spec struct {
 	Workload events.Workload `yaml:"workload" json:"workload"`
 	// Sampler chooses and seeds the search algorithm.
 	Sampler SamplerSpec `yaml:"sampler" json:"sampler"`
+	// Metrics names the extra metrics a custom benchmark (--backend exec)
+	// reports, so objectives and constraints may use them (KnownMetrics
+	// lists the others).
+	Metrics []string `yaml:"metrics" json:"metrics,omitempty"`
 }
 
 // Model describes the served model and how its server starts.

@@ -126,19 +126,23 @@ func TestParseErrorsNameTheKeyAndFile(t *testing.T) {
 	}{
 		{"unknown top key", "studyname: x\n", []string{"studyname", "unknown key"}},
 		{"unknown nested key", "workload:\n  num_prompt: 3\n", []string{"workload.num_prompt", "unknown key"}},
-		{"unknown parameter", "space:\n  tp_sise: [1]\n", []string{"space.tp_sise", "unknown parameter", "tp_size"}},
-		{"empty values", "space:\n  tp_size: []\n", []string{"space.tp_size", "empty"}},
+		{"unknown parameter", "space:\n  tp_sise: [1]\n", []string{"line 2: space.tp_sise", "unknown parameter", "tp_size"}},
+		{"empty values", "study_name: x\nspace:\n  tp_size: [1]\n  pp_size: []\n", []string{"line 4: space.pp_size", "empty"}},
 		{"wrong value type", "space:\n  tp_size: [1, two]\n", []string{"space.tp_size[1]", "integer"}},
 		{"bad choice", "space:\n  attention_backend: [flashinfer, fa9]\n", []string{"space.attention_backend[1]", "fa9"}},
 		{"wrong scalar type", "n_trials: many\n", []string{"n_trials", "integer"}},
 		{"wrong bool", "workload:\n  ignore_eos: yes-please\n", []string{"workload.ignore_eos", "true or false"}},
 		{"list for mapping", "model: [a]\n", []string{"model", "mapping"}},
 		{"bad duration", "model:\n  startup_timeout: soon\n", []string{"model.startup_timeout", "soon"}},
-		{"unknown static arg", "model:\n  static_args: {mem_fraction: 0.8}\n", []string{"model.static_args.mem_fraction", "unknown parameter"}},
+		{"unknown static arg", "model:\n  static_args: {mem_fraction: 0.8}\n", []string{"line 2: model.static_args.mem_fraction", "unknown parameter"}},
 		{"runner-owned static arg", "model:\n  static_args: {port: 1}\n", []string{"model.static_args.port"}},
 		{"bad study name", "study_name: a.b\n", []string{"study_name"}},
 		{"bad rule set", "rules: {sets: [seed, magic]}\n", []string{"rules.sets[1]", "magic"}},
-		{"bad direction", "objectives: [{name: x, metric: y, direction: up}]\n", []string{"objectives[0].direction"}},
+		{"bad direction", "objectives: [{name: x, metric: y, direction: up}]\n", []string{"line 1: objectives[0].direction"}},
+		{"unknown objective metric", "objectives:\n  - {name: ttft, metric: mean_ttft_ms, direction: minimize}\n  - {name: tps, metric: output_tput, direction: maximize}\n",
+			[]string{"line 3: objectives[1].metric", `unknown metric "output_tput"`, "known: ", "output_throughput", "p99_ttft_ms"}},
+		{"unknown constraint metric", "constraints:\n  - {metric: p99_ttft, max: 500}\n", []string{"line 2: constraints[0].metric", `"p99_ttft"`, "p99_ttft_ms"}},
+		{"bad n_trials", "n_trials: 0\n", []string{"line 1: n_trials", "at least 1"}},
 		{"bad sglang version", "rules: {sglang_version: \"banana!\"}\n", []string{"rules.sglang_version", "banana!"}},
 		{"static flag unknown to the pinned version", "model:\n  static_args: {detokenizer_worker_num: 2}\n", []string{"model.static_args.detokenizer_worker_num", "only main"}},
 		{"searched choice unknown to the pinned version", "space:\n  schedule_policy: [fcfs, priority]\n", []string{"space.schedule_policy[1]", "only main"}},
@@ -169,6 +173,22 @@ func TestParseErrorsNameTheKeyAndFile(t *testing.T) {
 	}
 	if _, err := study.LoadFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// A custom benchmark's own metrics are declared in metrics: and may then be objectives.
+func TestParseAcceptsDeclaredMetrics(t *testing.T) {
+	p := writeSpec(t, "study.yaml", "metrics: [my_latency_s]\nobjectives:\n  - {name: lat, metric: my_latency_s, direction: minimize}\n  - {name: tps, metric: output_throughput, direction: maximize}\n")
+	s, err := study.LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Objectives[0].Metric != "my_latency_s" {
+		t.Fatalf("%+v", s.Objectives)
+	}
+	def := study.Default()
+	if err := def.CheckMetricNames(); err != nil {
+		t.Fatalf("the default objectives: %v", err)
 	}
 }
 

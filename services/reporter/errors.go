@@ -15,3 +15,6 @@ var ErrStudyNotFound = app.ErrStudyNotFound
 
 // ErrInvalidConfig is returned (wrapped) by Config.Validate.
 var ErrInvalidConfig = errors.New("invalid reporter config")
+
+// ErrUnknownFormat is returned (wrapped) by Export for a format it does not write.
+var ErrUnknownFormat = errors.New("unknown export format")

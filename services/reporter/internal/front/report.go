@@ -184,6 +184,10 @@ var headlineMetrics = []string{
 	"output_throughput", "request_throughput", "goodput", "startup_seconds",
 }
 
+// HeadlineMetrics lists the metrics every front member carries besides its
+// objectives' and constraints' own (the CSV export's metric columns too).
+func HeadlineMetrics() []string { return slices.Clone(headlineMetrics) }
+
 func (r *Report) compute() {
 	if !r.dirty {
 		return

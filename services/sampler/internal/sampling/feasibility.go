@@ -363,7 +363,7 @@ func (f *feasibility) pFeasible(x []int, ruleWeight float64) float64 {
 	p := 1.0
 	for _, key := range f.keys {
 		q := 1 - f.models[key].prob(x)
-		if key[:5] == "rule:" {
+		if strings.HasPrefix(key, "rule:") { // keys are "rule:<id>", "fail:<cause>" or "slo"
 			q = math.Pow(q, ruleWeight)
 		}
 		p *= q
