@@ -43,7 +43,7 @@ func (r *rateFlag) Set(s string) error {
 // cmdBench runs the runner's load generator against a running SGLang (or
 // SGLang-compatible) server and prints bench_serving's metrics: a summary,
 // or with --json one bench_serving-compatible JSON object.
-func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	url := fs.String("url", "", "base URL of the server, e.g. http://127.0.0.1:30000 (required)")
 	backend := fs.String("backend", "sglang", "sglang (POST /generate) or openai (POST /v1/completions)")
@@ -62,6 +62,7 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	timeout := fs.Duration("timeout", 0, "bound on the whole benchmark (0: none)")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "fail the run when a stream sends nothing this long")
 	asJSON := fs.Bool("json", false, "print one bench_serving-compatible JSON object")
+	apiKey := fs.String("api-key", getenv("OPENAI_API_KEY"), "the server's --api-key, sent as a bearer token (default $OPENAI_API_KEY, as bench_serving)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func cmdBench(ctx context.Context, args []string, _ func(string) string, stdout,
 		w.Dataset, w.PromptFile = "prompts", *datasetPath
 	}
 	metrics, _, err := runner.Bench(ctx, runner.BenchOptions{
-		BaseURL: *url, Workload: w, Model: *model, Timeout: *timeout, IdleTimeout: *idle,
+		BaseURL: *url, Workload: w, Model: *model, Timeout: *timeout, IdleTimeout: *idle, APIKey: *apiKey,
 	})
 	if metrics == nil {
 		return err

@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// startSim serves sglang-sim in this process on a free port until the test ends.
-func startSim(t *testing.T) string {
+// startSim serves sglang-sim in this process on a free port until the test
+// ends; extra are more launch_server flags.
+func startSim(t *testing.T, extra ...string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,8 +28,8 @@ func startSim(t *testing.T) string {
 	go func() {
 		defer close(done)
 		var out bytes.Buffer
-		_ = cmdSim(ctx, []string{"--model-path", "meta-llama/Llama-3.1-8B-Instruct", "--port", strconv.Itoa(port), "--log-level", "warning"},
-			func(k string) string { return env[k] }, &out, &out)
+		args := append([]string{"--model-path", "meta-llama/Llama-3.1-8B-Instruct", "--port", strconv.Itoa(port), "--log-level", "warning"}, extra...)
+		_ = cmdSim(ctx, args, func(k string) string { return env[k] }, &out, &out)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -98,6 +99,37 @@ func TestBench_json_is_bench_serving_compatible(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+func TestBench_sends_the_servers_api_key(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulator")
+	}
+	url := startSim(t, "--api-key", "sk-bench")
+	args := []string{"bench", "--url", url, "--num-prompts", "3", "--random-input-len", "16", "--random-output-len", "4", "--json"}
+	tests := []struct {
+		name         string
+		givenArgs    []string
+		givenEnv     map[string]string
+		expectedCode int
+	}{
+		{name: "flag", givenArgs: []string{"--api-key", "sk-bench"}, expectedCode: 0},
+		{name: "OPENAI_API_KEY, as bench_serving", givenEnv: map[string]string{"OPENAI_API_KEY": "sk-bench"}, expectedCode: 0},
+		{name: "no key", expectedCode: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append(append([]string{}, args...), tt.givenArgs...),
+				func(k string) string { return tt.givenEnv[k] }, &stdout, &stderr)
+			if code != tt.expectedCode {
+				t.Fatalf("exit %d, want %d: %s%s", code, tt.expectedCode, stdout.String(), stderr.String())
+			}
+			if code != 0 && !strings.Contains(stderr.String(), "401") {
+				t.Fatalf("the error does not say the server refused the key: %s", stderr.String())
+			}
+		})
 	}
 }
 

@@ -20,6 +20,8 @@ type BenchOptions struct {
 	Timeout time.Duration
 	// IdleTimeout fails a request whose stream stalls this long (default 2m).
 	IdleTimeout time.Duration
+	// APIKey is sent as a bearer token (the server's --api-key), if set.
+	APIKey string
 }
 
 // Bench drives the runner's streaming load generator against a running
@@ -29,6 +31,7 @@ type BenchOptions struct {
 func Bench(ctx context.Context, o BenchOptions) (map[string]float64, map[string]string, error) {
 	res, err := loadgen.Run(ctx, loadgen.Options{
 		BaseURL: o.BaseURL, Workload: o.Workload, Model: o.Model, Timeout: o.Timeout, IdleTimeout: o.IdleTimeout,
+		APIKey: o.APIKey,
 	})
 	if res == nil {
 		return nil, nil, err

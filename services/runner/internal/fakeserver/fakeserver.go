@@ -15,6 +15,14 @@
 //	SGTUNE_FAKE_TTFT, _ITL       time to first token, time between tokens (default 1ms)
 //	SGTUNE_FAKE_STREAM           normal (default) | stall | error | http500
 //	SGTUNE_FAKE_TOKENS_PER_CHUNK tokens per streamed chunk (default 1)
+//	SGTUNE_FAKE_API_KEY          require "Authorization: Bearer <key>" (not on /health*)
+//
+// It also times itself, independently of sglang-sim's model: GET
+// /fake/timings lists every finished generation request with its "rid",
+// when its handler started and when its first token was flushed (Unix
+// nanoseconds; ?reset=1 clears the list). With a GPU-like TTFT and ITL
+// (e.g. 50ms and 30ms) it is the reference of the load generator's fidelity
+// benchmark.
 package fakeserver
 
 import (
@@ -28,6 +36,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -123,12 +132,16 @@ func Main() int {
 	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FAKE_TOKENS_PER_CHUNK")); err == nil && n > 0 {
 		s.perChunk = n
 	}
+	s.apiKey = os.Getenv("SGTUNE_FAKE_API_KEY")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health_generate", s.health)
 	mux.HandleFunc("/health", s.health)
 	mux.HandleFunc("/generate", s.generate)
 	mux.HandleFunc("/v1/completions", s.completions)
-	srv := &http.Server{Handler: mux}
+	mux.HandleFunc("/get_model_info", s.modelInfo)
+	mux.HandleFunc("/v1/models", s.modelInfo)
+	mux.HandleFunc("/fake/timings", s.handleTimings)
+	srv := &http.Server{Handler: s.auth(mux)}
 
 	term := make(chan os.Signal, 1)
 	if mode != "ignore-term" {
@@ -156,6 +169,24 @@ type server struct {
 	stream    string
 	perChunk  int
 	healthy   atomic.Bool
+	apiKey    string
+	timings   timings
+}
+
+// auth checks the API key as SGLang does: every path but /health*.
+func (s *server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.apiKey != "" && !strings.HasPrefix(r.URL.Path, "/health") && r.Header.Get("Authorization") != "Bearer "+s.apiKey {
+			http.Error(w, `{"error":"Unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) modelInfo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprint(w, `{"model_path":"fake","is_generation":true}`)
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
@@ -177,6 +208,7 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 type genRequest struct {
+	RID            string `json:"rid"`
 	InputIDs       []int  `json:"input_ids"`
 	Text           string `json:"text"`
 	Prompt         any    `json:"prompt"`
@@ -190,39 +222,46 @@ type genRequest struct {
 	} `json:"stream_options"`
 }
 
-func (s *server) begin(w http.ResponseWriter, r *http.Request) (genRequest, http.Flusher, bool) {
-	var req genRequest
+// begin reads a generation request and starts its stream; arrival is when
+// the handler started (the server's own clock for TTFT).
+func (s *server) begin(w http.ResponseWriter, r *http.Request) (req genRequest, f http.Flusher, arrival time.Time, ok bool) {
+	arrival = time.Now()
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, `{"object":"error","message":"bad json"}`, http.StatusBadRequest)
-		return req, nil, false
+		return req, nil, arrival, false
 	}
 	if s.stream == "http500" {
 		http.Error(w, `{"object":"error","message":"boom"}`, http.StatusInternalServerError)
-		return req, nil, false
+		return req, nil, arrival, false
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	f := w.(http.Flusher)
+	f = w.(http.Flusher)
 	w.WriteHeader(http.StatusOK)
 	f.Flush()
 	select {
 	case <-time.After(s.ttft):
 	case <-r.Context().Done():
-		return req, nil, false
+		return req, nil, arrival, false
 	}
-	return req, f, true
+	return req, f, arrival, true
 }
 
 func (s *server) generate(w http.ResponseWriter, r *http.Request) {
-	req, f, ok := s.begin(w, r)
+	req, f, arrival, ok := s.begin(w, r)
 	if !ok {
 		return
 	}
+	var first time.Time
 	prompt := len(req.InputIDs)
 	if prompt == 0 {
 		prompt = len(strings.Fields(req.Text))
 	}
 	n := req.SamplingParams.MaxNewTokens
-	text := ""
+	// The text is cumulative, as SGLang's native stream sends it; chunks are
+	// built in one reused buffer so that the stand-in's own CPU stays small
+	// at hundreds of streams (it shares the machine with the client).
+	text := make([]byte, 0, n)
+	var chunk []byte
 	for done := 0; done < n; {
 		if done > 0 {
 			if !s.pause(r, done) {
@@ -236,16 +275,33 @@ func (s *server) generate(w http.ResponseWriter, r *http.Request) {
 		}
 		k := min(s.perChunk, n-done)
 		done += k
-		text += strings.Repeat("x", k)
-		finish := "null"
-		if done == n {
-			finish = fmt.Sprintf(`{"type":"length","length":%d}`, n)
+		for range k {
+			text = append(text, 'x')
 		}
-		fmt.Fprintf(w, "data: {\"text\":%q,\"meta_info\":{\"id\":\"r\",\"prompt_tokens\":%d,\"completion_tokens\":%d,\"finish_reason\":%s}}\n\n", text, prompt, done, finish)
+		chunk = append(chunk[:0], `data: {"text":"`...)
+		chunk = append(chunk, text...)
+		chunk = append(chunk, `","meta_info":{"id":"r","prompt_tokens":`...)
+		chunk = strconv.AppendInt(chunk, int64(prompt), 10)
+		chunk = append(chunk, `,"completion_tokens":`...)
+		chunk = strconv.AppendInt(chunk, int64(done), 10)
+		chunk = append(chunk, `,"finish_reason":`...)
+		if done == n {
+			chunk = append(chunk, `{"type":"length","length":`...)
+			chunk = strconv.AppendInt(chunk, int64(n), 10)
+			chunk = append(chunk, '}')
+		} else {
+			chunk = append(chunk, "null"...)
+		}
+		chunk = append(chunk, "}}\n\n"...)
+		_, _ = w.Write(chunk)
 		f.Flush()
+		if first.IsZero() {
+			first = time.Now()
+		}
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	f.Flush()
+	s.timings.add(req.RID, arrival, first)
 }
 
 // pause waits one inter-token gap; in stall mode the second chunk never comes.
@@ -263,7 +319,7 @@ func (s *server) pause(r *http.Request, done int) bool {
 }
 
 func (s *server) completions(w http.ResponseWriter, r *http.Request) {
-	req, f, ok := s.begin(w, r)
+	req, f, _, ok := s.begin(w, r)
 	if !ok {
 		return
 	}
@@ -293,4 +349,37 @@ func (s *server) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	f.Flush()
+}
+
+// Timing is one finished request as the fake server saw it (GET /fake/timings).
+type Timing struct {
+	RID                string `json:"rid"`
+	ArrivalUnixNano    int64  `json:"arrival_unix_nano"`
+	FirstTokenUnixNano int64  `json:"first_token_unix_nano"`
+}
+
+type timings struct {
+	mu sync.Mutex
+	ts []Timing
+}
+
+// add records a request that carried a rid.
+func (t *timings) add(rid string, arrival, first time.Time) {
+	if rid == "" || first.IsZero() {
+		return
+	}
+	t.mu.Lock()
+	t.ts = append(t.ts, Timing{RID: rid, ArrivalUnixNano: arrival.UnixNano(), FirstTokenUnixNano: first.UnixNano()})
+	t.mu.Unlock()
+}
+
+func (s *server) handleTimings(w http.ResponseWriter, r *http.Request) {
+	s.timings.mu.Lock()
+	out := append([]Timing{}, s.timings.ts...)
+	if r.URL.Query().Get("reset") == "1" {
+		s.timings.ts = nil
+	}
+	s.timings.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }

@@ -15,6 +15,7 @@ import (
 type chunkInfo struct {
 	completionTokens int  // meta_info.completion_tokens or usage.completion_tokens; -1 if absent
 	promptTokens     int  // prompt_tokens; -1 if absent
+	cachedTokens     int  // meta_info.cached_tokens or usage.prompt_tokens_details.cached_tokens; -1 if absent
 	hasText          bool // a non-empty "text" (or "content") value
 	finished         bool // a non-null finish_reason
 	errMsg           string
@@ -23,6 +24,7 @@ type chunkInfo struct {
 var (
 	keyCompletion = []byte(`"completion_tokens"`)
 	keyPrompt     = []byte(`"prompt_tokens"`)
+	keyCached     = []byte(`"cached_tokens"`)
 	keyText       = []byte(`"text"`)
 	keyContent    = []byte(`"content"`)
 	keyFinish     = []byte(`"finish_reason"`)
@@ -31,7 +33,8 @@ var (
 )
 
 func scanChunk(data []byte) chunkInfo {
-	ci := chunkInfo{completionTokens: scanInt(data, keyCompletion), promptTokens: scanInt(data, keyPrompt)}
+	ci := chunkInfo{completionTokens: scanInt(data, keyCompletion), promptTokens: scanInt(data, keyPrompt),
+		cachedTokens: scanInt(data, keyCached)}
 	if v := valueAfter(data, keyText); len(v) >= 2 && v[0] == '"' && v[1] != '"' {
 		ci.hasText = true
 	} else if v := valueAfter(data, keyContent); len(v) >= 2 && v[0] == '"' && v[1] != '"' {
@@ -47,16 +50,18 @@ func scanChunk(data []byte) chunkInfo {
 }
 
 // decodeError fully decodes a chunk that looks like an error (rare) to find
-// the message: a top-level {"error": ...} or an aborted finish_reason.
+// the message: a top-level {"error": ...}, a native finish_reason of type
+// "abort", or an OpenAI choice whose finish_reason is "abort" (SGLang ends an
+// aborted request's stream that way: the request failed, whatever it sent).
 func decodeError(data []byte) string {
 	var v struct {
 		Error    json.RawMessage `json:"error"`
 		MetaInfo struct {
-			FinishReason struct {
-				Type    string `json:"type"`
-				Message string `json:"message"`
-			} `json:"finish_reason"`
+			FinishReason json.RawMessage `json:"finish_reason"`
 		} `json:"meta_info"`
+		Choices []struct {
+			FinishReason json.RawMessage `json:"finish_reason"`
+		} `json:"choices"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return ""
@@ -74,11 +79,21 @@ func decodeError(data []byte) string {
 		}
 		return string(v.Error)
 	}
-	if v.MetaInfo.FinishReason.Type == "abort" {
-		if v.MetaInfo.FinishReason.Message != "" {
-			return "aborted: " + v.MetaInfo.FinishReason.Message
+	var native struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(v.MetaInfo.FinishReason, &native) == nil && native.Type == "abort" {
+		if native.Message != "" {
+			return "aborted: " + native.Message
 		}
 		return "aborted"
+	}
+	for _, c := range v.Choices {
+		var reason string
+		if json.Unmarshal(c.FinishReason, &reason) == nil && reason == "abort" {
+			return "aborted (finish_reason abort)"
+		}
 	}
 	return ""
 }

@@ -1,14 +1,11 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,13 +33,20 @@ type Options struct {
 	// IdleTimeout fails a request whose stream sends nothing for this long
 	// (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
-	// Client sends the requests; default NewClient(concurrency).
-	Client *http.Client
 	// RequestIDPrefix, when set, gives every measured /generate request the
 	// SGLang request id "rid" = prefix + its index, so its measurement can be
 	// matched with the server's own timing of it (the fidelity benchmark).
 	// Leave it empty against a shared server: SGLang rejects duplicate ids.
 	RequestIDPrefix string
+	// APIKey, when set, is sent as "Authorization: Bearer <key>" with every
+	// request (the server's --api-key).
+	APIKey string
+	// TLS configures https connections (default: the system's roots).
+	TLS *tls.Config
+	// NoPreopen leaves each stream to open its connection on its first
+	// measured request, as bench_serving does; only for the fidelity
+	// benchmark's side-by-side comparison.
+	NoPreopen bool
 }
 
 // Result is a finished benchmark.
@@ -54,6 +58,9 @@ type Result struct {
 	// Metrics and Units are the aggregates (see Aggregate).
 	Metrics map[string]float64
 	Units   map[string]string
+	// Preopened counts the connections opened before the clock started;
+	// Dialed the measured requests that still had to open one.
+	Preopened, Dialed int
 }
 
 // FirstError returns the error of the first failed request, for a reason
@@ -71,24 +78,6 @@ func (r *Result) FirstError() string {
 		}
 	}
 	return first
-}
-
-// NewClient returns an HTTP client suited to n concurrent streams: one kept-
-// alive HTTP/1.1 connection per stream, no compression, no overall timeout
-// (streams are bounded by the idle timeout and the benchmark's context).
-func NewClient(n int) *http.Client {
-	n = max(n, 64)
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        n,
-		MaxIdleConnsPerHost: n,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-		WriteBufferSize:     32 << 10,
-		ReadBufferSize:      32 << 10,
-	}}
 }
 
 // Run prepares every request, runs the warm-up, then the measured phase, and
@@ -125,13 +114,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	conc := w.MaxConcurrency
-	if conc <= 0 {
+	if conc <= 0 || conc > len(measured) {
 		conc = len(measured)
 	}
-	client := o.Client
-	if client == nil {
-		client = NewClient(conc)
-		defer client.CloseIdleConnections()
+	ep, err := newEndpoint(o.BaseURL, o.APIKey, o.TLS)
+	if err != nil {
+		return nil, err
+	}
+	for _, reqs := range [][]request{measured, warm} {
+		for i := range reqs {
+			reqs[i].wire = ep.wire(http.MethodPost, reqs[i].path, reqs[i].body)
+		}
 	}
 	idle := o.IdleTimeout
 	if idle <= 0 {
@@ -145,7 +138,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		t := time.AfterFunc(o.Timeout, func() { timedOut.Store(true); cancel() })
 		defer t.Stop()
 	}
-	b := &bench{client: client, base: strings.TrimRight(o.BaseURL, "/"), idle: idle, abort: cancel}
+	b := &bench{ep: ep, idle: idle, abort: cancel, probe: probePath(w.Backend == BackendOpenAI)}
+	defer b.pool.closeAll()
 
 	fail := func() error {
 		switch {
@@ -164,6 +158,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	// Every stream's connection is open before the clock starts.
+	preopened := 0
+	if !o.NoPreopen {
+		if preopened, err = b.preopen(bctx, min(conc, MaxPreopen)); err != nil {
+			if ferr := fail(); ferr != nil {
+				return nil, ferr
+			}
+			return nil, fmt.Errorf("%w: %v", ErrAllFailed, err)
+		}
+	}
 	start := time.Now()
 	results := b.runAll(bctx, measured, conc)
 	dur := time.Since(start)
@@ -173,7 +177,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return nil, err
 	}
-	res := &Result{Requests: results, Duration: dur}
+	res := &Result{Requests: results, Duration: dur, Preopened: preopened}
+	for i := range results {
+		if results[i].NewConn {
+			res.Dialed++
+		}
+	}
 	res.Metrics, res.Units = Aggregate(results, dur, SLO{
 		TTFT: msDur(w.SLOTTFTMs), TPOT: msDur(w.SLOTPOTMs), E2E: msDur(w.SLOE2EMs),
 	})
@@ -186,9 +195,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 func msDur(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
 
 type bench struct {
-	client *http.Client
-	base   string
-	idle   time.Duration
+	ep    *endpoint
+	pool  connPool
+	probe string // the GET path preopen uses
+	idle  time.Duration
 	// A stalled stream means a hung server: abort ends the whole run at once
 	// instead of letting every other request stall too.
 	abort   context.CancelFunc
@@ -197,7 +207,9 @@ type bench struct {
 
 // runAll sends reqs honouring their arrival offsets, at most conc at a time
 // (the arrival clock keeps running while requests wait for a slot, as with
-// bench_serving's semaphore), and returns their results in order.
+// bench_serving's semaphore), and returns their results in order. Each
+// request takes an idle connection from the pool (or opens one) and gives
+// it back as soon as its response has ended.
 func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestResult {
 	out := make([]RequestResult, len(reqs))
 	sem := make(chan struct{}, conc)
@@ -226,166 +238,13 @@ func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestR
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = b.do(ctx, &reqs[i])
+			var c *conn
+			out[i], c = b.do(ctx, b.pool.get(), &reqs[i])
+			if c != nil {
+				b.pool.put(c)
+			}
 		}()
 	}
 	wg.Wait()
 	return out
-}
-
-// stream holds the per-request reusable state.
-type stream struct {
-	buf    []byte
-	parser SSEParser
-}
-
-var streamPool = sync.Pool{New: func() any { return &stream{buf: make([]byte, 16<<10)} }}
-
-// do sends one request and measures its stream.
-func (b *bench) do(ctx context.Context, r *request) RequestResult {
-	res := RequestResult{InputTokens: r.inputLen, RID: r.rid}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var stalled atomic.Bool
-	idle := time.AfterFunc(b.idle, func() {
-		stalled.Store(true)
-		b.stalled.Store(true)
-		b.abort()
-	})
-	defer idle.Stop()
-
-	// WroteRequest tells the client's own share of the time to first token
-	// apart from the server's (its read, parse and queue before it sees the request).
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { res.Sent = time.Now() }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(rctx, trace), http.MethodPost, b.base+r.path, bytes.NewReader(r.body))
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	res.Start = time.Now()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		res.Err = requestError(err, &stalled, b.idle)
-		return res
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		res.Err = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
-		return res
-	}
-
-	st := streamPool.Get().(*stream)
-	defer streamPool.Put(st)
-	st.parser.Reset()
-	res.ITL = make([]time.Duration, 0, max(r.outputLen-1, 0))
-	var (
-		now       time.Time
-		last      time.Time
-		gotFirst  bool
-		done      bool
-		finished  bool
-		prevCount int // completion tokens reported so far (native backend)
-		generated int // tokens counted from chunks
-		reported  = -1
-		errMsg    string
-	)
-	handle := func(data []byte) bool {
-		if bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
-			done = true
-			return false
-		}
-		ci := scanChunk(data)
-		if ci.errMsg != "" {
-			errMsg = ci.errMsg
-			return false
-		}
-		if ci.promptTokens >= 0 {
-			res.InputTokens = ci.promptTokens
-		}
-		if ci.finished {
-			finished = true
-		}
-		newTokens := 0
-		switch {
-		case !r.openai && ci.completionTokens >= 0:
-			newTokens = ci.completionTokens - prevCount
-			prevCount = max(prevCount, ci.completionTokens)
-			reported = ci.completionTokens
-		case ci.hasText:
-			newTokens = 1 // one content chunk, as bench_serving counts OpenAI streams
-			if ci.completionTokens >= 0 {
-				reported = ci.completionTokens
-			}
-		case ci.completionTokens >= 0:
-			reported = ci.completionTokens // the usage chunk
-		}
-		if newTokens <= 0 {
-			return true
-		}
-		generated += newTokens
-		if !gotFirst {
-			gotFirst = true
-			res.TTFT = now.Sub(res.Start)
-		} else {
-			gap := now.Sub(last) / time.Duration(newTokens)
-			for range newTokens {
-				res.ITL = append(res.ITL, gap)
-			}
-		}
-		last = now
-		return true
-	}
-	var readErr error
-	for !done && errMsg == "" {
-		n, err := resp.Body.Read(st.buf)
-		now = time.Now() // the timestamp of every event in this read
-		if n > 0 {
-			idle.Reset(b.idle)
-			st.parser.Feed(st.buf[:n], handle)
-		}
-		if err != nil {
-			if err == io.EOF {
-				st.parser.Flush(handle)
-			} else {
-				readErr = err
-			}
-			break
-		}
-	}
-	end := now
-	res.E2E = end.Sub(res.Start)
-	switch {
-	case errMsg != "":
-		res.Err = "server error: " + errMsg
-	case readErr != nil:
-		res.Err = requestError(readErr, &stalled, b.idle)
-	case !gotFirst:
-		res.Err = "stream ended without generating a token"
-	case !done && !finished:
-		res.Err = "stream ended before the request finished"
-	default:
-		res.OK = true
-		res.OutputTokens = generated
-		if reported >= 0 {
-			res.OutputTokens = reported
-		}
-	}
-	if done {
-		// Read the end of the chunked body so the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	}
-	return res
-}
-
-func requestError(err error, stalled *atomic.Bool, idle time.Duration) string {
-	if stalled.Load() {
-		return fmt.Sprintf("stream stalled: no data for %s", idle)
-	}
-	if errors.Is(err, context.Canceled) {
-		return "cancelled"
-	}
-	return err.Error()
 }

@@ -2,9 +2,12 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,15 +23,34 @@ import (
 type sseServer struct {
 	ttft, itl time.Duration
 	perChunk  int
-	mode      string // "", "error", "stall", "500", "nodone"
-	requests  atomic.Int64
-	inflight  atomic.Int64
-	maxIn     atomic.Int64
-	mu        sync.Mutex
-	lens      []int
+	mode      string       // "", "error", "stall", "500", "nodone", "emptyfirst", "abort"
+	apiKey    string       // required as a bearer token when set
+	requests  atomic.Int64 // generation requests (POST)
+	probes    atomic.Int64 // other requests (GET)
+	// conns counts new connections; postOnNew counts POSTs that were the
+	// first request on their connection (a measured request paying for it).
+	conns, postOnNew atomic.Int64
+	seen             sync.Map // remote address -> true once it carried a request
+	inflight         atomic.Int64
+	maxIn            atomic.Int64
+	mu               sync.Mutex
+	lens             []int
 }
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, used := s.seen.LoadOrStore(r.RemoteAddr, true)
+	if s.apiKey != "" && r.Header.Get("Authorization") != "Bearer "+s.apiKey {
+		http.Error(w, `{"error":"Unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if r.Method != http.MethodPost {
+		s.probes.Add(1)
+		fmt.Fprint(w, `{"model_path":"m","is_generation":true}`)
+		return
+	}
+	if !used {
+		s.postOnNew.Add(1)
+	}
 	s.requests.Add(1)
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -73,7 +95,18 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 	}
+	if s.mode == "emptyfirst" {
+		// A chunk with no text (a token that decodes to nothing yet) comes
+		// first; the first visible token follows after ttft.
+		fmt.Fprint(w, "data: {\"text\":\"\",\"meta_info\":{\"completion_tokens\":1}}\n\n")
+		f.Flush()
+	}
 	if !sleep(s.ttft) {
+		return
+	}
+	if s.mode == "abort" {
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"abort\"}]}\n\n")
+		fmt.Fprint(w, "data: [DONE]\n\n")
 		return
 	}
 	per := max(s.perChunk, 1)
@@ -111,7 +144,13 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func startSSE(t *testing.T, s *sseServer) string {
 	t.Helper()
-	srv := httptest.NewServer(s)
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -254,6 +293,147 @@ func TestRun_poisson_rate_paces_requests(t *testing.T) {
 	// 20 arrivals at 100/s take about 0.2 s; all at once would take a few ms.
 	if res.Duration < 50*time.Millisecond || res.Duration > 2*time.Second {
 		t.Fatalf("duration %v, want about 200ms", res.Duration)
+	}
+}
+
+func TestRun_opens_every_stream_connection_before_the_clock(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		givenNoPreopen    bool
+		expectedPreopened int
+		expectedDialed    int
+	}{
+		// The warm-up opened one connection; pre-opening adds the other 7.
+		{name: "pre-opened", expectedPreopened: 7, expectedDialed: 0},
+		// As bench_serving: the first wave of measured requests opens them.
+		{name: "on demand", givenNoPreopen: true, expectedDialed: 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := &sseServer{ttft: 5 * time.Millisecond, itl: time.Millisecond}
+			url := startSSE(t, s)
+			w := baseWorkload()
+			w.NumPrompts, w.MaxConcurrency, w.WarmupRequests = 40, 8, 1
+			res, err := Run(context.Background(), Options{BaseURL: url, Workload: w, NoPreopen: tt.givenNoPreopen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Preopened != tt.expectedPreopened || res.Dialed != tt.expectedDialed {
+				t.Fatalf("preopened %d, dialed on the clock %d; want %d, %d", res.Preopened, res.Dialed, tt.expectedPreopened, tt.expectedDialed)
+			}
+			// Never more connections than streams, and the server saw the
+			// same: only the warm-up and, without pre-opening, the first
+			// wave paid for a new connection.
+			if got := s.conns.Load(); got != 8 {
+				t.Fatalf("server saw %d connections, want 8 (one per stream)", got)
+			}
+			if got, want := s.postOnNew.Load(), int64(1+tt.expectedDialed); got != want {
+				t.Fatalf("%d generation requests opened their connection, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestRun_sends_the_api_key(t *testing.T) {
+	t.Parallel()
+	s := &sseServer{apiKey: "sk-test", itl: time.Millisecond}
+	url := startSSE(t, s)
+	w := baseWorkload()
+	w.NumPrompts = 6
+	res, err := Run(context.Background(), Options{BaseURL: url, Workload: w, APIKey: "sk-test"})
+	if err != nil || res.Metrics["completed"] != 6 {
+		t.Fatalf("with the key: %v %v", err, res)
+	}
+	if s.probes.Load() == 0 {
+		t.Fatal("the connection probes did not carry the key")
+	}
+	res, err = Run(context.Background(), Options{BaseURL: url, Workload: w})
+	if !errors.Is(err, ErrAllFailed) || !strings.Contains(res.FirstError(), "HTTP 401") {
+		t.Fatalf("without the key: %v (%s)", err, res.FirstError())
+	}
+}
+
+func TestRun_an_empty_first_chunk_is_not_the_first_token(t *testing.T) {
+	t.Parallel()
+	url := startSSE(t, &sseServer{mode: "emptyfirst", ttft: 60 * time.Millisecond, itl: time.Millisecond})
+	w := baseWorkload()
+	w.NumPrompts, w.WarmupRequests = 4, 0
+	res, err := Run(context.Background(), Options{BaseURL: url, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Metrics["mean_ttft_ms"]; m < 60 {
+		t.Fatalf("mean_ttft_ms = %v: the empty chunk sent at once counted as the first token", m)
+	}
+	for _, r := range res.Requests {
+		if r.OutputTokens != 8 || len(r.ITL) != 7 {
+			t.Fatalf("output %d tokens, %d gaps; want 8, 7", r.OutputTokens, len(r.ITL))
+		}
+	}
+}
+
+func TestRun_an_openai_abort_fails_the_request(t *testing.T) {
+	t.Parallel()
+	url := startSSE(t, &sseServer{mode: "abort", itl: time.Millisecond})
+	w := baseWorkload()
+	w.Backend, w.NumPrompts, w.WarmupRequests = "openai", 3, 0
+	res, err := Run(context.Background(), Options{BaseURL: url, Workload: w})
+	if !errors.Is(err, ErrAllFailed) || !strings.Contains(res.FirstError(), "abort") {
+		t.Fatalf("err %v, first error %q", err, res.FirstError())
+	}
+}
+
+func TestRun_survives_connections_the_server_closes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		given func(*httptest.Server)
+	}{
+		// uvicorn closes a kept-alive connection idle for 5 s: requests
+		// spaced wider than the server's idle timeout find theirs closed.
+		{name: "idle timeout", given: func(s *httptest.Server) { s.Config.IdleTimeout = 5 * time.Millisecond }},
+		{name: "no keep-alive", given: func(s *httptest.Server) { s.Config.SetKeepAlivesEnabled(false) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := &sseServer{itl: time.Millisecond}
+			srv := httptest.NewUnstartedServer(s)
+			tt.given(srv)
+			srv.Start()
+			t.Cleanup(srv.Close)
+			w := baseWorkload()
+			w.NumPrompts, w.MaxConcurrency, w.RequestRate, w.WarmupRequests = 8, 2, 40, 1
+			res, err := Run(context.Background(), Options{BaseURL: srv.URL, Workload: w})
+			if err != nil || res.Metrics["completed"] != 8 {
+				t.Fatalf("err %v, result %+v", err, res)
+			}
+		})
+	}
+}
+
+func TestRun_https(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(&sseServer{itl: time.Millisecond})
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	w := baseWorkload()
+	w.NumPrompts = 5
+	res, err := Run(context.Background(), Options{BaseURL: srv.URL, Workload: w, TLS: &tls.Config{RootCAs: roots}})
+	if err != nil || res.Metrics["completed"] != 5 || res.Preopened != 2 {
+		t.Fatalf("err %v, metrics %v, preopened %d", err, res.Metrics, res.Preopened)
+	}
+}
+
+func TestRun_bad_server_url(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"localhost:30000", "ftp://x:1", "http://"} {
+		if _, err := Run(context.Background(), Options{BaseURL: u, Workload: baseWorkload()}); !errors.Is(err, ErrBadWorkload) {
+			t.Errorf("%q: %v", u, err)
+		}
 	}
 }
 

@@ -68,11 +68,16 @@ type RequestResult struct {
 	// ITL holds the gaps between content chunks, each spread evenly over the
 	// chunk's new tokens.
 	ITL []time.Duration
-	// Start is when the request was sent (handed to the HTTP client), Sent
-	// when its last byte was written to the connection.
-	Start, Sent time.Time
+	// Start is when the request was sent (handed to the HTTP client),
+	// GotConn when it had a connection, Sent when its last byte was written.
+	Start, GotConn, Sent time.Time
 	// RID is the request id sent to the server (Options.RequestIDPrefix), if any.
 	RID string
+	// CachedTokens is the server's count of prompt tokens served from its
+	// prefix cache (meta_info.cached_tokens); -1 when it reported none.
+	CachedTokens int
+	// NewConn is true when the request had to open a connection (on the clock).
+	NewConn bool
 }
 
 // TPOT is (E2E - TTFT) / (output tokens - 1), defined for more than one token.

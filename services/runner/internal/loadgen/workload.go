@@ -37,6 +37,8 @@ type request struct {
 	arrival   time.Duration
 	openai    bool
 	rid       string // SGLang request id sent with the request, if any
+	index     int    // position among the requests of its run
+	wire      []byte // the whole HTTP request, encoded before the clock starts
 }
 
 // setRequestIDs adds "rid": prefix+index to native requests' bodies (the
@@ -126,6 +128,7 @@ func buildRequests(w events.Workload, model string, prompts []string, n int, see
 	var buf bytes.Buffer
 	for i := range out {
 		r := &out[i]
+		r.index = i
 		r.openai = backend == BackendOpenAI
 		r.path = "/generate"
 		if r.openai {

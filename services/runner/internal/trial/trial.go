@@ -225,7 +225,7 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	}
 	out, berr := loadgen.Run(bctx, loadgen.Options{
 		BaseURL: srv.URL(), Workload: q.Workload, Model: modelName(q.ServerArgs),
-		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout,
+		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout, APIKey: apiKey(q.ServerArgs),
 	})
 	var usage gpu.Summary
 	if mon != nil {
@@ -323,6 +323,17 @@ func modelName(args []string) string {
 		return "default"
 	}
 	return name
+}
+
+// apiKey is the server's --api-key (a static arg of the spec), which every
+// benchmark request must carry.
+func apiKey(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--api-key" {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 func (e *Executor) runExec(ctx context.Context, q events.TrialQueued, gpus []int, res *events.TrialResult, progress ProgressFunc) error {

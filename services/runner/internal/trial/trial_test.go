@@ -223,3 +223,27 @@ func TestRun_reports_gpu_usage_with_a_sampler(t *testing.T) {
 		t.Fatalf("energy metrics = %v", m)
 	}
 }
+
+func TestRun_the_spec_api_key_reaches_every_request(t *testing.T) {
+	t.Parallel()
+	// The fake server refuses every request without the key, as SGLang does
+	// with --api-key (static_args: {api_key: ...} in the spec).
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_API_KEY": "sk-trial"})
+	q := queued(7)
+	q.ServerArgs = append(q.ServerArgs, "--api-key", "sk-trial")
+	res, err := e.Run(context.Background(), q, []int{0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != events.StateComplete || res.Metrics["completed"] != 6 {
+		t.Fatalf("state %s: %s %s, metrics %v", res.State, res.FailureClass, res.Reason, res.Metrics)
+	}
+	q = queued(8) // the same server without the key in the trial's args
+	res, err = e.Run(context.Background(), q, []int{0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != events.StateFailed || !strings.Contains(res.Reason, "401") {
+		t.Fatalf("without the key: state %s, reason %q", res.State, res.Reason)
+	}
+}

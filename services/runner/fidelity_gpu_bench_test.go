@@ -1,0 +1,194 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
+	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
+	"github.com/sgtune/sgtune/services/runner/internal/sglang"
+)
+
+// BenchmarkLoadgenFidelityGPULoad measures the load generator's mean TTFT
+// against the server's own at 256 and 512 streams with `sgtune bench`'s
+// default flags (1000 prompts, random ids, 1024 input / up to 1024 output
+// tokens, range ratio 0, one warm-up request) on a load shaped like a GPU's:
+// the fake server (internal/fakeserver, its own process, independent of
+// sglang-sim's model) answers every request's first token after 50 ms and
+// then one token every 30 ms, and records when each request reached its
+// handler and when its first token was flushed (GET /fake/timings).
+// Side by side, alternating, in one run: every stream's connection opened
+// before the clock (the default) and opened by its first measured request
+// (as before, and as bench_serving does). SGTUNE_FIDELITY_RUNS sets the runs
+// per configuration (default 3); it reports medians over runs and asserts
+// nothing.
+func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
+	if testing.Short() {
+		b.Skip("minutes of GPU-like streaming")
+	}
+	runs := 3
+	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FIDELITY_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	srv := launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond)
+	b.Logf("load average at start: %s", loadAverage())
+	b.Logf("| streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock |")
+	levels := []int{256, 512}
+	if v := os.Getenv("SGTUNE_FIDELITY_STREAMS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
+		}
+		levels = []int{n}
+	}
+	for _, streams := range levels {
+		for _, mode := range []string{"preopen", "on-demand"} {
+			b.Run(fmt.Sprintf("streams=%d/%s", streams, mode), func(b *testing.B) {
+				var rs []gpuFidelity
+				for i := range runs {
+					rs = append(rs, measureGPUFidelity(b, srv, streams, i, mode == "on-demand"))
+				}
+				med := func(f func(gpuFidelity) float64) float64 {
+					xs := make([]float64, len(rs))
+					for i, r := range rs {
+						xs[i] = f(r)
+					}
+					slices.Sort(xs)
+					return loadgen.Percentile(xs, 50)
+				}
+				diff := func(r gpuFidelity) float64 { return r.clientMeanMs - r.serverMeanMs }
+				lo, hi := diff(rs[0]), diff(rs[0])
+				for _, r := range rs {
+					lo, hi = min(lo, diff(r)), max(hi, diff(r))
+				}
+				b.ReportMetric(med(diff), "mean_ttft_err_ms")
+				b.ReportMetric(med(func(r gpuFidelity) float64 { return r.serverMeanMs }), "server_mean_ttft_ms")
+				b.Logf("| %d | %s | %d | %.2f | %.2f | %+.2f (%+.2f – %+.2f) | %+.2f %% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f |",
+					streams, mode, len(rs), med(func(r gpuFidelity) float64 { return r.serverMeanMs }),
+					med(func(r gpuFidelity) float64 { return r.clientMeanMs }), med(diff), lo, hi,
+					med(func(r gpuFidelity) float64 { return 100 * diff(r) / r.serverMeanMs }),
+					med(func(r gpuFidelity) float64 { return r.ingressMedMs }), med(func(r gpuFidelity) float64 { return r.ingressP99Ms }),
+					med(func(r gpuFidelity) float64 { return r.readMedMs }), med(func(r gpuFidelity) float64 { return r.readP99Ms }),
+					med(func(r gpuFidelity) float64 { return r.poolP99Ms }), med(func(r gpuFidelity) float64 { return r.writeP99Ms }),
+					med(func(r gpuFidelity) float64 { return r.clientCores }), med(func(r gpuFidelity) float64 { return r.serverCores }),
+					med(func(r gpuFidelity) float64 { return float64(r.dialed) }))
+			})
+		}
+	}
+	b.Logf("load average at end: %s", loadAverage())
+}
+
+type gpuFidelity struct {
+	clientMeanMs, serverMeanMs float64
+	ingressMedMs, ingressP99Ms float64 // client send -> server handler
+	readMedMs, readP99Ms       float64 // server flush -> client read
+	poolP99Ms, writeP99Ms      float64 // client: waiting for the connection, writing the request
+	clientCores, serverCores   float64 // CPU time / wall time
+	dialed                     int
+}
+
+func measureGPUFidelity(b *testing.B, srv *sglang.Server, streams, iter int, onDemand bool) gpuFidelity {
+	b.Helper()
+	w := events.Workload{ // sgtune bench's defaults, at N streams
+		Backend: "sglang", Dataset: "random-ids", NumPrompts: 1000, RandomInputLen: 1024, RandomOutputLen: 1024,
+		RandomRangeRatio: 0, MaxConcurrency: streams, WarmupRequests: 1, Seed: int64(1 + iter), IgnoreEOS: true,
+	}
+	fetchFakeTimings(b, srv) // reset
+	cpu0, srvCPU0, t0 := selfCPU(), processCPU(srv.PGID()), time.Now()
+	res, err := loadgen.Run(context.Background(), loadgen.Options{
+		BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute, NoPreopen: onDemand,
+		RequestIDPrefix: fmt.Sprintf("gpu-%d-%d-%t-", streams, iter, onDemand),
+	})
+	wall := time.Since(t0)
+	cpu, srvCPU := selfCPU()-cpu0, processCPU(srv.PGID())-srvCPU0
+	if err != nil {
+		b.Fatalf("loadgen: %v", err)
+	}
+	server := fetchFakeTimings(b, srv)
+	var cli, ser, ingress, read, pool, write []float64
+	for _, r := range res.Requests {
+		st, ok := server[r.RID]
+		if !r.OK || !ok {
+			continue
+		}
+		cli = append(cli, float64(r.TTFT)/1e6)
+		ser = append(ser, float64(st.FirstTokenUnixNano-st.ArrivalUnixNano)/1e6)
+		ingress = append(ingress, float64(st.ArrivalUnixNano-r.Start.UnixNano())/1e6)
+		read = append(read, float64(r.Start.Add(r.TTFT).UnixNano()-st.FirstTokenUnixNano)/1e6)
+		pool = append(pool, float64(r.GotConn.Sub(r.Start))/1e6)
+		write = append(write, float64(r.Sent.Sub(r.GotConn))/1e6)
+	}
+	if len(cli) < len(res.Requests)*9/10 {
+		b.Fatalf("only %d of %d requests matched the server's timings", len(cli), len(res.Requests))
+	}
+	for _, xs := range [][]float64{ingress, read, pool, write} {
+		slices.Sort(xs)
+	}
+	return gpuFidelity{
+		clientMeanMs: loadgen.Mean(cli), serverMeanMs: loadgen.Mean(ser),
+		ingressMedMs: loadgen.Percentile(ingress, 50), ingressP99Ms: loadgen.Percentile(ingress, 99),
+		readMedMs: loadgen.Percentile(read, 50), readP99Ms: loadgen.Percentile(read, 99),
+		poolP99Ms: loadgen.Percentile(pool, 99), writeP99Ms: loadgen.Percentile(write, 99),
+		clientCores: cpu.Seconds() / wall.Seconds(), serverCores: srvCPU.Seconds() / wall.Seconds(),
+		dialed: res.Dialed,
+	}
+}
+
+// launchFakeGPU starts the fake server (this test binary) as its own
+// process with a fixed time to first token and inter-token gap.
+func launchFakeGPU(tb testing.TB, ttft, itl time.Duration) *sglang.Server {
+	tb.Helper()
+	var ports sglang.Ports
+	port, err := ports.Pick()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
+		Command: fakeserver.Command(), Port: port, GPUs: []int{0},
+		Env:     fakeserver.Env("healthy", map[string]string{"SGTUNE_FAKE_TTFT": ttft.String(), "SGTUNE_FAKE_ITL": itl.String()}),
+		LogPath: filepath.Join(tb.TempDir(), "fake.log"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Stop(10 * time.Second) })
+	if _, err := srv.WaitHealthy(context.Background(), time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	return srv
+}
+
+func fetchFakeTimings(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {
+	tb.Helper()
+	resp, err := http.Get(srv.URL() + "/fake/timings?reset=1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ts []fakeserver.Timing
+	if err := json.NewDecoder(resp.Body).Decode(&ts); err != nil {
+		tb.Fatal(err)
+	}
+	out := make(map[string]fakeserver.Timing, len(ts))
+	for _, t := range ts {
+		out[t.RID] = t
+	}
+	return out
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return string(b[:len(b)-1])
+}
