@@ -24,7 +24,7 @@ BENCH_TARGETS :=
 -include services/sampler/bench.mk
 -include deploy/compose.mk
 
-.PHONY: all build run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane clean help
+.PHONY: all build run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane bench-durability e2e-faults clean help
 
 all: lint test build
 
@@ -77,6 +77,12 @@ bench: bench-controlplane $(BENCH_TARGETS) ## every benchmark (reports: docs/ben
 
 bench-controlplane: ## proposal -> validated -> claimed latency on an embedded server (target: median <= 20 ms)
 	$(GO) test -run XXX -bench BenchmarkProposalToClaim -benchtime 500x -count 3 ./e2e/
+
+e2e-faults: ## issue 10's fault scenario 10 times: NATS SIGKILLed after a claim, nothing lost or run twice
+	set -o pipefail; SGTUNE_FAULT_RUNS=$${SGTUNE_FAULT_RUNS:-10} $(GO) test -count=1 -timeout 30m -run TestFaultNATSKilledAfterClaim -v ./e2e/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|runs:'
+
+bench-durability: ## outcomes/s with and without fsync on every write (docs/benchmarks.md)
+	$(GO) test -run XXX -bench BenchmarkOutcomes -benchtime 2000x -count 5 ./pkg/natsx/embedded/
 
 clean: ## remove build outputs and the quickstart data
 	rm -rf $(BIN) .sgtune results.json

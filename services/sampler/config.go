@@ -42,6 +42,11 @@ type Config struct {
 	// Fresh purges everything stored about the study before starting (the
 	// seed's --no-load); otherwise the study resumes from its streams.
 	Fresh bool
+	// AllowSpecChange resumes a study whose stored spec differs additively
+	// (parameters gaining values, a larger device_num) from Spec; other
+	// differences of the space, objectives, constraints, rules, workload or
+	// model are refused either way (SGTUNE_ALLOW_SPEC_CHANGE).
+	AllowSpecChange bool
 	// MaxInFlight caps the trials proposed without an outcome. 0 (default)
 	// follows the fleet: the sum of the Slots of the live runners in the
 	// sgtune_fleet bucket, at least 1; while no runner is alive nothing is
@@ -97,6 +102,7 @@ func (c Config) Validate() error {
 //	SGTUNE_SAMPLER               motpe | nsga2 | random (overrides the spec's sampler.algorithm)
 //	SGTUNE_SEED                  sampler seed (overrides the spec's sampler.seed)
 //	SGTUNE_NO_LOAD               "true": start the study fresh (purge what is stored)
+//	SGTUNE_ALLOW_SPEC_CHANGE     "true": resume a study whose spec changed additively
 //	SGTUNE_MAX_IN_FLIGHT         cap on trials in flight (0: the fleet's slots)
 //	SGTUNE_REPLICAS              stream and bucket replicas
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -140,6 +146,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("SGTUNE_NO_LOAD: want true or false, got %q", v)
 		}
 		cfg.Fresh = b
+	}
+	if v := getenv("SGTUNE_ALLOW_SPEC_CHANGE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("SGTUNE_ALLOW_SPEC_CHANGE: want true or false, got %q", v)
+		}
+		cfg.AllowSpecChange = b
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

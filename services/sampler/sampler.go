@@ -67,16 +67,57 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		}
 		return fmt.Errorf("sampler: %w", err)
 	}
+	// One sampler per study: own it (standing by while another owns it),
+	// then check a resume against the stored spec.
 	if cfg.Fresh {
-		if err := bus.Purge(ctx); err != nil {
+		stored, err := Inspect(ctx, js, spec)
+		if err != nil {
+			return fmt.Errorf("sampler: %w", err)
+		}
+		if err := stored.Check(true, false); err != nil {
+			return fmt.Errorf("sampler: %w", err)
+		}
+	}
+	own, octx, err := bus.Own(ctx, natsio.OwnOptions{Logger: log})
+	switch {
+	case errors.Is(err, natsio.ErrCompletedElsewhere):
+		log.Info().Msg("the study was completed by its owner")
+		return nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sampler: own the study: %w", err)
+	}
+	defer own.Release()
+	stored, err := Inspect(octx, js, spec)
+	if err != nil {
+		return fmt.Errorf("sampler: %w", err)
+	}
+	stored.Owner = nil // this sampler, now
+	if err := stored.Check(cfg.Fresh, cfg.AllowSpecChange); err != nil {
+		return fmt.Errorf("sampler: %w", err)
+	}
+	if len(stored.Changes) > 0 && !cfg.Fresh {
+		log.Info().Str("changes", study.DescribeChanges(stored.Changes)).Msg("resuming with a changed spec")
+	}
+	if cfg.Fresh {
+		if err := bus.Purge(octx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("sampler: fresh start: %w", err)
 		}
-		log.Info().Msg("purged the study's stored state (fresh start)")
+		p, b, r := stored.Trials()
+		log.Info().Int("proposed", p).Int("benchmarked", b).Int("rejected", r).Msg("purged the study's stored state (fresh start)")
 	}
-	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log}).run(ctx)
+	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log}).run(octx)
+	if cause := context.Cause(octx); errors.Is(cause, natsio.ErrOwnershipLost) && ctx.Err() == nil {
+		return fmt.Errorf("sampler: %w", cause)
+	}
+	if errors.Is(err, natsio.ErrProposalTaken) {
+		return fmt.Errorf("sampler: %w: %w", natsio.ErrOwnershipLost, err)
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil
 	}

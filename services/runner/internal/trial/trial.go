@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -177,7 +178,9 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	progress(events.PhaseLaunching, fmt.Sprintf("port %d, GPUs %v", port, gpus))
 	srv, err := sglang.Launch(ctx, sglang.LaunchSpec{
 		Command: e.cfg.ServerCommand, Args: q.ServerArgs, Port: port, GPUs: gpus,
-		Env: e.cfg.ServerEnv, LogPath: e.logPath(q),
+		// SGTUNE_TRIAL names the trial to whatever the server command is (a
+		// wrapper script may log it; the fault tests count launches by it).
+		Env: append(slices.Clip(e.cfg.ServerEnv), "SGTUNE_TRIAL="+q.Study+"/"+strconv.Itoa(q.Trial)), LogPath: e.logPath(q),
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -92,10 +92,17 @@ func (b *Bus) TailOutcomes(ctx context.Context, onOutcome func(sampling.Outcome)
 	return nil
 }
 
+// ErrProposalTaken is returned (wrapped) by PublishProposal when the trial
+// number already holds another sampler's proposal: two samplers ran the
+// study at once, and this one must stop (its ownership was lost).
+var ErrProposalTaken = errors.New("trial number already proposed by another sampler")
+
 // PublishProposal publishes p as CandidateProposed on its per-trial subject
 // with the deterministic Nats-Msg-Id of (type, study, trial), so a retried
-// publish is dropped by the server. It retries transient failures with a
-// backoff until ctx is done.
+// publish is dropped by the server, and an expected last subject sequence
+// of 0, so a trial number is proposed once whatever the number of samplers
+// (ErrProposalTaken). It retries transient failures with a backoff until
+// ctx is done.
 func (b *Bus) PublishProposal(ctx context.Context, p sampling.Proposal, now time.Time) error {
 	ev := events.CandidateProposed{
 		Envelope: events.NewEnvelope(events.TypeCandidateProposed, b.study, p.Trial, now).In(b.epoch),
@@ -105,20 +112,29 @@ func (b *Bus) PublishProposal(ctx context.Context, p sampling.Proposal, now time
 	}
 	subject := events.CandidateSubject(b.study, p.Trial)
 	for attempt := uint64(1); ; attempt++ {
-		ack, err := natsx.Publish(ctx, b.js, subject, ev)
-		if err == nil && ack.Duplicate {
-			// Usually our own retry: the subject holds the proposal. But the
+		err := natsx.PublishOnce(ctx, b.js, subject, ev)
+		if errors.Is(err, natsx.ErrAlreadyRecorded) {
+			// Usually our own retry: the subject holds our proposal. But the
 			// server also remembers ids of messages purged by a fresh start
 			// (for the stream's duplicate window), and then the subject is
 			// empty: publish again under an id unique to this incarnation of
 			// the study (its start time), still deterministic for retries.
-			_, found, lerr := natsx.LastOnSubject(ctx, b.js, events.StreamCandidates, subject)
-			if lerr == nil && !found && b.epoch != "" && !strings.HasSuffix(ev.ID, b.epoch) {
+			data, found, lerr := natsx.LastOnSubject(ctx, b.js, events.StreamCandidates, subject)
+			switch {
+			case lerr != nil:
+				err = lerr
+			case !found && b.epoch != "" && !strings.HasSuffix(ev.ID, b.epoch):
 				b.log.Info().Int("trial", p.Trial).Msg("proposal id remembered from before a purge; publishing under a new id")
 				ev.ID += "@" + b.epoch
 				continue
+			case found:
+				if head, perr := events.PeekEnvelope(data); perr == nil && head.ID == ev.ID {
+					return nil // ours
+				}
+				return fmt.Errorf("%w: trial %d of %s", ErrProposalTaken, p.Trial, b.study)
+			default:
+				err = nil // a duplicate of a message gone for another reason: nothing to add
 			}
-			err = lerr
 		}
 		if err == nil {
 			return nil
