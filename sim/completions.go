@@ -34,17 +34,17 @@ func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := bytes.TrimSpace(body.Prompt)
-	var lens []int
+	var toks [][]int32
 	var err error
 	switch {
 	case len(p) == 0 || string(p) == "null" || string(p) == `""` || string(p) == "[]":
 		err = errors.New("The prompt cannot be empty.")
 	case p[0] == '"':
-		lens, _, err = promptLens(p, true, s.mdl.Vocab)
+		toks, _, err = prompts(p, true, s.mdl.Vocab)
 	case bytes.HasPrefix(p, []byte(`["`)):
-		lens, _, err = promptLens(p, true, s.mdl.Vocab)
+		toks, _, err = prompts(p, true, s.mdl.Vocab)
 	default:
-		lens, _, err = promptLens(p, false, s.mdl.Vocab)
+		toks, _, err = prompts(p, false, s.mdl.Vocab)
 	}
 	if err != nil {
 		openAIError(w, http.StatusBadRequest, err.Error())
@@ -54,8 +54,8 @@ func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		TopP: body.TopP, TopK: body.TopK, IgnoreEOS: body.IgnoreEOS}
 	maxNew, err := gp.validate(16)
 	if err == nil {
-		for _, l := range lens {
-			if err = s.checkLength(l, maxNew); err != nil {
+		for _, p := range toks {
+			if err = s.checkLength(len(p), maxNew); err != nil {
 				break
 			}
 		}
@@ -64,11 +64,11 @@ func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		openAIError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rids := make([]string, len(lens))
+	rids := make([]string, len(toks))
 	for i := range rids {
 		rids[i] = s.newRID()
 	}
-	reqs := s.newRequests(lens, rids, maxNew, body.IgnoreEOS, arrival)
+	reqs := s.newRequests(toks, rids, maxNew, body.IgnoreEOS, arrival)
 	for _, q := range reqs {
 		s.submit(q)
 	}
@@ -81,7 +81,7 @@ func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.finishCompletion(w, r, reqs, name, created)
 		return
 	}
-	cw := &completionChunks{rid: reqs[0].rid, name: name, created: created}
+	cw := &completionChunks{rid: reqs[0].rid, name: name, created: created, cacheReport: s.sa.bool("enable_cache_report")}
 	if o := body.StreamOptions; o != nil {
 		cw.includeUsage, cw.continuous = o.IncludeUsage, o.ContinuousUsageStats
 	}
@@ -95,14 +95,33 @@ func (q *request) openAIFinish(n int) string {
 	return `"length","matched_stop":null`
 }
 
-func appendUsage(b []byte, prompt, completion int) []byte {
+// usage is the token counts of an OpenAI usage object.
+type usage struct {
+	prompt, completion, cached int
+}
+
+func (u *usage) add(q *request, completion int) {
+	u.prompt += q.promptLen
+	u.completion += completion
+	u.cached += int(q.cached.Load())
+}
+
+// appendUsage writes a usage object. prompt_tokens_details carries the
+// prefix-cache hits only with --enable-cache-report and a non-zero count,
+// as SGLang's UsageProcessor does.
+func appendUsage(b []byte, u usage, cacheReport bool) []byte {
 	b = append(b, `{"prompt_tokens":`...)
-	b = strconv.AppendInt(b, int64(prompt), 10)
+	b = strconv.AppendInt(b, int64(u.prompt), 10)
 	b = append(b, `,"total_tokens":`...)
-	b = strconv.AppendInt(b, int64(prompt+completion), 10)
+	b = strconv.AppendInt(b, int64(u.prompt+u.completion), 10)
 	b = append(b, `,"completion_tokens":`...)
-	b = strconv.AppendInt(b, int64(completion), 10)
-	return append(b, `,"prompt_tokens_details":null}`...)
+	b = strconv.AppendInt(b, int64(u.completion), 10)
+	if !cacheReport || u.cached == 0 {
+		return append(b, `,"prompt_tokens_details":null}`...)
+	}
+	b = append(b, `,"prompt_tokens_details":{"cached_tokens":`...)
+	b = strconv.AppendInt(b, int64(u.cached), 10)
+	return append(b, "}}"...)
 }
 
 func completionHead(b []byte, id, name string, created int64) []byte {
@@ -117,7 +136,7 @@ func completionHead(b []byte, id, name string, created int64) []byte {
 
 func (s *server) finishCompletion(w http.ResponseWriter, r *http.Request, reqs []*request, name string, created int64) {
 	b := completionHead(nil, reqs[0].rid, name, created)
-	prompt, completion := 0, 0
+	var u usage
 	for i, q := range reqs {
 		n, _, err := s.wait(r.Context(), q, 0, 0)
 		if err != nil {
@@ -141,12 +160,11 @@ func (s *server) finishCompletion(w http.ResponseWriter, r *http.Request, reqs [
 		b = append(b, `","logprobs":null,"finish_reason":`...)
 		b = append(b, q.openAIFinish(n)...)
 		b = append(b, '}')
-		prompt += q.promptLen
-		completion += n
+		u.add(q, n)
 		s.record(q, time.Unix(0, q.finish.Load()))
 	}
 	b = append(b, `],"usage":`...)
-	b = appendUsage(b, prompt, completion)
+	b = appendUsage(b, u, s.sa.bool("enable_cache_report"))
 	b = append(b, '}')
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
@@ -156,12 +174,12 @@ func (s *server) finishCompletion(w http.ResponseWriter, r *http.Request, reqs [
 // object per chunk with the text delta, then (include_usage) a usage chunk
 // with the totals of every choice.
 type completionChunks struct {
-	rid, name                string
-	created                  int64
-	includeUsage, continuous bool
+	rid, name                             string
+	created                               int64
+	includeUsage, continuous, cacheReport bool
 
-	mu                 sync.Mutex // the choices of a batch finish concurrently
-	prompt, completion int
+	mu    sync.Mutex // the choices of a batch finish concurrently
+	total usage
 }
 
 func (c *completionChunks) chunk(b []byte, q *request, t *tokens, n int, done bool) []byte {
@@ -176,15 +194,14 @@ func (c *completionChunks) chunk(b []byte, q *request, t *tokens, n int, done bo
 	if done {
 		b = append(b, q.openAIFinish(n)...)
 		c.mu.Lock()
-		c.prompt += q.promptLen
-		c.completion += n
+		c.total.add(q, n)
 		c.mu.Unlock()
 	} else {
 		b = append(b, `null,"matched_stop":null`...)
 	}
 	b = append(b, `}],"usage":`...)
 	if c.continuous {
-		b = appendUsage(b, q.promptLen, n)
+		b = appendUsage(b, usage{prompt: q.promptLen, completion: n, cached: int(q.cached.Load())}, c.cacheReport)
 	} else {
 		b = append(b, "null"...)
 	}
@@ -198,7 +215,7 @@ func (c *completionChunks) tail(b []byte) []byte {
 	b = completionHead(b, c.rid, c.name, c.created)
 	b = append(b, `],"usage":`...)
 	c.mu.Lock()
-	b = appendUsage(b, c.prompt, c.completion)
+	b = appendUsage(b, c.total, c.cacheReport)
 	c.mu.Unlock()
 	return append(b, '}')
 }

@@ -17,12 +17,12 @@ func (s *server) newRID() string {
 }
 
 // newRequests builds the per-prompt requests of one HTTP request.
-func (s *server) newRequests(lens []int, rids []string, maxNew int, ignoreEOS bool, arrival time.Time) []*request {
+func (s *server) newRequests(toks [][]int32, rids []string, maxNew int, ignoreEOS bool, arrival time.Time) []*request {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
-	out := make([]*request, len(lens))
-	for i, l := range lens {
-		out[i] = newRequest(s, rids[i], l, maxNew, ignoreEOS, arrival, s.rng)
+	out := make([]*request, len(toks))
+	for i, p := range toks {
+		out[i] = newRequest(s, rids[i], p, maxNew, ignoreEOS, arrival, s.rng)
 		out[i].index = i
 	}
 	return out
@@ -41,7 +41,7 @@ func (s *server) submit(q *request) {
 		s.hung.Store(true)
 	}
 	if q.maxNew == 0 {
-		q.publish(0, true, time.Now())
+		q.publish(0, 0, true, time.Now())
 		return
 	}
 	reps := s.reps()

@@ -26,16 +26,16 @@ func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	isNull := func(m json.RawMessage) bool { return len(m) == 0 || string(bytes.TrimSpace(m)) == "null" }
-	var lens []int
+	var toks [][]int32
 	var batch bool
 	var err error
 	switch {
 	case !isNull(body.Text) && !isNull(body.InputIDs):
 		err = errors.New("Either text or input_ids should be provided, not both.")
 	case !isNull(body.Text):
-		lens, batch, err = promptLens(body.Text, true, s.mdl.Vocab)
+		toks, batch, err = prompts(body.Text, true, s.mdl.Vocab)
 	case !isNull(body.InputIDs):
-		lens, batch, err = promptLens(body.InputIDs, false, s.mdl.Vocab)
+		toks, batch, err = prompts(body.InputIDs, false, s.mdl.Vocab)
 	case !isNull(body.InputEmbeds):
 		err = errors.New("input_embeds is not supported by this model.")
 	default:
@@ -61,8 +61,8 @@ func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	maxNew, err := sp.validate(128)
 	if err == nil {
-		for _, l := range lens {
-			if err = s.checkLength(l, maxNew); err != nil {
+		for _, p := range toks {
+			if err = s.checkLength(len(p), maxNew); err != nil {
 				break
 			}
 		}
@@ -71,7 +71,7 @@ func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		nativeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rids := make([]string, len(lens))
+	rids := make([]string, len(toks))
 	var one string
 	var many []string
 	switch {
@@ -80,7 +80,7 @@ func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		for i := 1; i < len(rids); i++ {
 			rids[i] = fmt.Sprintf("%s_%d", one, i)
 		}
-	case json.Unmarshal(body.RID, &many) == nil && len(many) == len(lens):
+	case json.Unmarshal(body.RID, &many) == nil && len(many) == len(toks):
 		copy(rids, many)
 	}
 	for i := range rids {
@@ -88,7 +88,7 @@ func (s *server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 			rids[i] = s.newRID()
 		}
 	}
-	reqs := s.newRequests(lens, rids, maxNew, sp.IgnoreEOS, arrival)
+	reqs := s.newRequests(toks, rids, maxNew, sp.IgnoreEOS, arrival)
 	for _, q := range reqs {
 		s.submit(q)
 	}
@@ -124,7 +124,8 @@ func generateChunk(b []byte, q *request, t *tokens, n int, done bool, incrementa
 	b = strconv.AppendInt(b, int64(q.promptLen), 10)
 	b = append(b, `,"weight_version":"default","completion_tokens":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
-	b = append(b, `,"cached_tokens":0`...)
+	b = append(b, `,"cached_tokens":`...)
+	b = strconv.AppendInt(b, q.cached.Load(), 10)
 	if done {
 		b = append(b, `,"e2e_latency":`...)
 		b = strconv.AppendFloat(b, time.Since(q.arrival).Seconds(), 'f', 6, 64)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"time"
 
 	"github.com/sgtune/sgtune/sim/model"
 )
@@ -55,8 +56,27 @@ func (s *server) handleModels(w http.ResponseWriter, _ *http.Request) {
 	}}})
 }
 
-func (s *server) handleFlushCache(w http.ResponseWriter, _ *http.Request) {
-	w.WriteHeader(http.StatusOK)
+// handleFlushCache empties every replica's prefix cache, as SGLang's
+// /flush_cache does: only when nothing is running or waiting (400 otherwise,
+// with the same text).
+func (s *server) handleFlushCache(w http.ResponseWriter, r *http.Request) {
+	code := http.StatusOK
+	for _, rep := range s.reps() {
+		done := make(chan bool, 1)
+		select {
+		case rep.flush <- done:
+			if !<-done {
+				code = http.StatusBadRequest
+			}
+		case <-r.Context().Done():
+			return
+		case <-s.stop:
+			return
+		case <-time.After(time.Second): // a hung scheduler
+			code = http.StatusBadRequest
+		}
+	}
+	w.WriteHeader(code)
 	_, _ = io.WriteString(w, "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n")
 }
 

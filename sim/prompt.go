@@ -41,56 +41,59 @@ func (g *genParams) validate(defMax int) (int, error) {
 	return maxNew, nil
 }
 
-// promptLens decodes text / input_ids forms into prompt lengths in tokens:
-// a string, a list of strings, a list of ids, or a list of id lists.
-// batch reports a list form (the response is then a list).
-func promptLens(raw json.RawMessage, isText bool, vocab int) (lens []int, batch bool, err error) {
+// prompts decodes text / input_ids forms into prompts' token ids: a
+// string, a list of strings, a list of ids, or a list of id lists (text is
+// tokenized by tokenize). batch reports a list form (the response is then a
+// list).
+func prompts(raw json.RawMessage, isText bool, vocab int) (out [][]int32, batch bool, err error) {
 	raw = bytes.TrimSpace(raw)
 	if isText {
 		var one string
 		if json.Unmarshal(raw, &one) == nil {
-			return []int{textTokens(one)}, false, nil
+			return [][]int32{tokenize(one, vocab)}, false, nil
 		}
 		var many []string
 		if err := json.Unmarshal(raw, &many); err != nil {
 			return nil, false, errors.New("text must be a string or a list of strings")
 		}
 		for _, t := range many {
-			lens = append(lens, textTokens(t))
+			out = append(out, tokenize(t, vocab))
 		}
-		return lens, true, nil
+		return out, true, nil
 	}
 	var ids []int64
 	if json.Unmarshal(raw, &ids) == nil {
-		if err := checkIDs(ids, vocab); err != nil {
+		p, err := checkIDs(ids, vocab)
+		if err != nil {
 			return nil, false, err
 		}
-		return []int{len(ids)}, false, nil
+		return [][]int32{p}, false, nil
 	}
 	var lists [][]int64
 	if err := json.Unmarshal(raw, &lists); err != nil {
 		return nil, false, errors.New("input_ids must be a list of integers or a list of lists of integers")
 	}
 	for _, l := range lists {
-		if err := checkIDs(l, vocab); err != nil {
+		p, err := checkIDs(l, vocab)
+		if err != nil {
 			return nil, false, err
 		}
-		lens = append(lens, len(l))
+		out = append(out, p)
 	}
-	return lens, true, nil
+	return out, true, nil
 }
 
-func checkIDs(ids []int64, vocab int) error {
-	for _, id := range ids {
+// checkIDs validates token ids against the vocabulary and returns them as int32.
+func checkIDs(ids []int64, vocab int) ([]int32, error) {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
 		if id < 0 || id >= int64(vocab) {
-			return fmt.Errorf("The input_ids contain an out-of-vocabulary token id %d (vocab size %d).", id, vocab)
+			return nil, fmt.Errorf("The input_ids contain an out-of-vocabulary token id %d (vocab size %d).", id, vocab)
 		}
+		out[i] = int32(id)
 	}
-	return nil
+	return out, nil
 }
-
-// textTokens estimates the token count of a text (~4 characters per token).
-func textTokens(t string) int { return max(1, (len(t)+3)/4) }
 
 // checkLength applies SGLang's context-length checks.
 func (s *server) checkLength(in, maxNew int) error {

@@ -22,7 +22,13 @@ type replica struct {
 
 	running, queued atomic.Int64
 	kvUsed          atomic.Int64
-	genTput         atomic.Uint64 // float64 bits, tokens/s over the last log interval
+	// promptTokens and cachedTokens sum the prompts prefilled so far and
+	// the part the prefix cache served (sglang:cache_hit_rate).
+	promptTokens, cachedTokens atomic.Int64
+	// flush asks the scheduler to empty its prefix cache (/flush_cache); it
+	// answers whether it did (only when idle).
+	flush   chan chan bool
+	genTput atomic.Uint64 // float64 bits, tokens/s over the last log interval
 }
 
 func newReplica(s *server, idx int) *replica {
@@ -32,6 +38,7 @@ func newReplica(s *server, idx int) *replica {
 		eng:    model.NewEngine(s.plan, s.env.seed+uint64(idx)),
 		in:     make(chan *request, 8192),
 		aborts: make(chan *request, 8192),
+		flush:  make(chan chan bool),
 		rng:    rand.New(rand.NewPCG(s.env.seed, uint64(idx)+1)),
 	}
 }
@@ -82,6 +89,9 @@ func (r *replica) run(ctx context.Context) {
 			case q := <-r.aborts:
 				r.abort(q)
 				continue
+			case done := <-r.flush:
+				done <- r.eng.FlushCache()
+				continue
 			case <-ctx.Done():
 				return
 			}
@@ -94,6 +104,8 @@ func (r *replica) run(ctx context.Context) {
 				r.admit(q)
 			case q := <-r.aborts:
 				r.abort(q)
+			case done := <-r.flush:
+				done <- r.eng.FlushCache()
 			default:
 				break drain
 			}
@@ -115,6 +127,8 @@ func (r *replica) run(ctx context.Context) {
 				r.admit(q)
 			case q := <-r.aborts:
 				r.abort(q)
+			case done := <-r.flush:
+				done <- r.eng.FlushCache()
 			case <-ctx.Done():
 				return
 			}
@@ -142,10 +156,12 @@ func (r *replica) run(ctx context.Context) {
 		}
 		end := time.Now()
 		for _, e := range it.Prefilled {
-			e.Tag.(*request).publish(e.Generated, e.Finished(), end)
+			e.Tag.(*request).publish(e.Generated, e.CachedTokens, e.Finished(), end)
+			r.promptTokens.Add(int64(e.InputLen))
+			r.cachedTokens.Add(int64(e.CachedTokens))
 		}
 		for _, e := range it.Decoded {
-			e.Tag.(*request).publish(e.Generated, e.Finished(), end)
+			e.Tag.(*request).publish(e.Generated, e.CachedTokens, e.Finished(), end)
 		}
 		r.running.Store(int64(len(r.eng.Running())))
 		r.queued.Store(int64(r.eng.Waiting()))
@@ -159,8 +175,8 @@ func (r *replica) run(ctx context.Context) {
 		case model.IterPrefill:
 			tokensSinceLog += len(it.Decoded) + len(it.Prefilled)
 			if !quiet {
-				s.lg.logf(r.rank(), "Prefill batch. #new-seq: %d, #new-token: %d, #cached-token: 0, token usage: %.2f, #running-req: %d, #queue-req: %d, ",
-					it.PrefillReqs, it.PrefillTokens, usage, len(r.eng.Running()), r.eng.Waiting())
+				s.lg.logf(r.rank(), "Prefill batch. #new-seq: %d, #new-token: %d, #cached-token: %d, token usage: %.2f, #running-req: %d, #queue-req: %d, ",
+					it.PrefillReqs, it.PrefillTokens, it.CachedTokens, usage, len(r.eng.Running()), r.eng.Waiting())
 			}
 		case model.IterDecode:
 			tokensSinceLog += it.BatchSize * it.Steps

@@ -26,16 +26,17 @@ type request struct {
 	tokenState uint64
 
 	gen     atomic.Int64 // tokens visible to the handler
+	cached  atomic.Int64 // prompt tokens served from the prefix cache
 	done    atomic.Bool
 	finish  atomic.Int64 // unix nanos of the last token
 	aborted atomic.Bool
 	wake    chan struct{}
 }
 
-func newRequest(s *server, rid string, promptLen, maxNew int, ignoreEOS bool, arrival time.Time, rng *rand.Rand) *request {
+func newRequest(s *server, rid string, prompt []int32, maxNew int, ignoreEOS bool, arrival time.Time, rng *rand.Rand) *request {
 	q := &request{
 		rid:        rid,
-		promptLen:  promptLen,
+		promptLen:  len(prompt),
 		maxNew:     maxNew,
 		outLen:     maxNew,
 		arrival:    arrival,
@@ -48,12 +49,14 @@ func newRequest(s *server, rid string, promptLen, maxNew int, ignoreEOS bool, ar
 		q.outLen = 1 + rng.IntN(maxNew)
 		q.stopByEOS = q.outLen < maxNew
 	}
-	q.eng = model.Req{InputLen: promptLen, MaxNewTokens: maxNew, OutputLen: q.outLen, Tag: q}
+	q.eng = model.Req{InputLen: len(prompt), MaxNewTokens: maxNew, OutputLen: q.outLen, Tokens: prompt, Tag: q}
 	return q
 }
 
-// publish is called by the replica when the request's tokens become visible.
-func (q *request) publish(generated int, finished bool, at time.Time) {
+// publish is called by the replica when the request's tokens become
+// visible, with the prompt tokens the prefix cache served so far.
+func (q *request) publish(generated, cached int, finished bool, at time.Time) {
+	q.cached.Store(int64(cached))
 	q.gen.Store(int64(generated))
 	if finished {
 		q.finish.Store(at.UnixNano())

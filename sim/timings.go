@@ -15,6 +15,8 @@ type Timing struct {
 	FinishUnixNano     int64  `json:"finish_unix_nano"`
 	PromptTokens       int    `json:"prompt_tokens"`
 	CompletionTokens   int    `json:"completion_tokens"`
+	// CachedTokens is the prompt tokens the prefix cache served.
+	CachedTokens int `json:"cached_tokens"`
 }
 
 type timingStore struct {
@@ -56,5 +58,6 @@ func (s *server) handleTimings(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) record(q *request, first time.Time) {
 	s.timings.add(Timing{RID: q.rid, ArrivalUnixNano: q.arrival.UnixNano(), FirstTokenUnixNano: first.UnixNano(),
-		FinishUnixNano: time.Now().UnixNano(), PromptTokens: q.promptLen, CompletionTokens: int(q.gen.Load())})
+		FinishUnixNano: time.Now().UnixNano(), PromptTokens: q.promptLen, CompletionTokens: int(q.gen.Load()),
+		CachedTokens: int(q.cached.Load())})
 }

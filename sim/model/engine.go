@@ -1,7 +1,6 @@
 package model
 
 import (
-	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -22,12 +21,24 @@ type Req struct {
 	Generated int
 	// Retractions counts how often the request was retracted for lack of KV memory.
 	Retractions int
+	// Tokens are the prompt's token ids, which the prefix cache matches and
+	// stores. Nil marks a prompt that shares no prefix with any other (random
+	// ids), which skips the cache.
+	Tokens []int32
+	// CachedTokens counts the prompt tokens served from the prefix cache
+	// instead of prefilled, over every admission (SGLang's
+	// meta_info.cached_tokens).
+	CachedTokens int
 
-	seq       int64 // arrival order
-	extendLen int   // tokens to prefill in this admission (prompt + generated after a retraction)
-	prefilled int   // of extendLen, already prefilled
-	kvTokens  int   // tokens held in the KV cache
-	kvAlloc   int   // KV slots allocated (kvTokens rounded up to the page size)
+	seq       int64      // arrival order
+	fillLen   int        // tokens the KV must hold at admission (prompt + generated after a retraction)
+	cached    int        // of fillLen, matched in the prefix cache at admission
+	extendLen int        // fillLen - cached: tokens to prefill
+	prefilled int        // of extendLen, already prefilled
+	kvTokens  int        // context tokens in the KV cache (cached prefix included)
+	kvAlloc   int        // KV slots the request holds outside the prefix cache (whole pages)
+	treeLen   int        // leading tokens held in the prefix cache, locked through node
+	node      *radixNode // the deepest cache node the request locks
 	randKey   uint64
 }
 
@@ -55,6 +66,9 @@ type Iteration struct {
 	BatchSize int
 	// PrefillTokens and PrefillReqs describe the extend part.
 	PrefillTokens, PrefillReqs int
+	// CachedTokens is the prompt tokens the newly admitted requests found in
+	// the prefix cache (the log's #cached-token).
+	CachedTokens int
 	// Mixed reports decodes riding along a prefill chunk.
 	Mixed bool
 	// Prefilled lists requests that finished their prefill and got their first token.
@@ -84,7 +98,12 @@ type Engine struct {
 	waiting []*Req
 	running []*Req
 	chunked *Req
-	kvUsed  int
+	// cache is the prefix cache (nil with --disable-radix-cache); private
+	// counts the slots requests hold outside it. The pool's used slots are
+	// private + the cache's locked tokens; its unlocked tokens are free to
+	// evict, so admission counts them as available, as SGLang does.
+	cache   *RadixCache
+	private int
 	sumCtx  float64
 	seq     int64
 
@@ -118,6 +137,9 @@ func NewEngine(p *Plan, seed uint64) *Engine {
 		minRatio:   init * minNewTokenRatioFactor,
 		ratioDecay: (init - init*minNewTokenRatioFactor) / newTokenRatioDecaySteps,
 	}
+	if !p.Config.DisableRadixCache {
+		e.cache = NewRadixCache(p.Config.PageSize)
+	}
 	return e
 }
 
@@ -128,7 +150,7 @@ func (e *Engine) Plan() *Plan { return e.p }
 func (e *Engine) Add(r *Req) {
 	e.seq++
 	r.seq = e.seq
-	r.extendLen = r.InputLen
+	r.fillLen, r.cached, r.extendLen = r.InputLen, 0, r.InputLen
 	r.prefilled = 0
 	r.randKey = e.rng.Uint64()
 	// scheduler.handle_generate_request clamps max_new_tokens so a request
@@ -159,9 +181,6 @@ func (e *Engine) Waiting() int { return len(e.waiting) }
 // NewTokenRatio is the current new-token ratio used to reserve KV for running requests.
 func (e *Engine) NewTokenRatio() float64 { return e.ratio }
 
-// KVUsed is the number of KV slots in use.
-func (e *Engine) KVUsed() int { return e.kvUsed }
-
 // Abort removes a request wherever it is (a client went away).
 func (e *Engine) Abort(r *Req) {
 	if i := slices.Index(e.waiting, r); i >= 0 {
@@ -177,22 +196,6 @@ func (e *Engine) Abort(r *Req) {
 		e.running = slices.Delete(e.running, i, i+1)
 		e.free(r)
 	}
-}
-
-func (e *Engine) free(r *Req) {
-	e.blocked = false
-	e.kvUsed -= r.kvAlloc
-	e.sumCtx -= float64(r.kvTokens)
-	r.kvAlloc, r.kvTokens = 0, 0
-}
-
-func (e *Engine) grow(r *Req, n int) {
-	page := e.p.Config.PageSize
-	r.kvTokens += n
-	e.sumCtx += float64(n)
-	alloc := (r.kvTokens + page - 1) / page * page
-	e.kvUsed += alloc - r.kvAlloc
-	r.kvAlloc = alloc
 }
 
 func clipNew(r *Req) int { return min(r.MaxNewTokens-r.Generated, clipMaxNewTokens) }
@@ -224,34 +227,6 @@ func (e *Engine) reserved() float64 {
 	return s
 }
 
-func (e *Engine) orderWaiting() {
-	if e.sorted {
-		return
-	}
-	e.sorted = true
-	switch e.p.Config.SchedulePolicy {
-	case "lof":
-		slices.SortStableFunc(e.waiting, func(a, b *Req) int { return b.MaxNewTokens - a.MaxNewTokens })
-	case "random":
-		for _, r := range e.waiting {
-			r.randKey = e.rng.Uint64()
-		}
-		slices.SortFunc(e.waiting, func(a, b *Req) int { return cmp.Compare(a.randKey, b.randKey) })
-	default: // fcfs; lpm and dfs-weight order by shared prefix, and random prompts share none
-		slices.SortStableFunc(e.waiting, func(a, b *Req) int {
-			// retracted requests keep their place at the front
-			ra, rb := a.Retractions > 0, b.Retractions > 0
-			if ra != rb {
-				if ra {
-					return -1
-				}
-				return 1
-			}
-			return int(a.seq - b.seq)
-		})
-	}
-}
-
 func (e *Engine) tryPrefill(it *Iteration) bool {
 	c := e.p.Config
 	e.blocked = false
@@ -273,13 +248,13 @@ func (e *Engine) tryPrefill(it *Iteration) bool {
 			remChunk -= len(e.running)
 		}
 	}
-	remTotal := float64(e.capacity-e.kvUsed) - e.reserved()
+	remTotal := float64(e.capacity-e.KVUsed()) - e.reserved()
 	page := c.PageSize
 	tokens := 0
 	attn := 0.0
 	batch, ext := e.batch[:0], e.ext[:0]
 	add := func(r *Req, t int) {
-		attn += float64(t) * (float64(r.prefilled) + float64(t)/2)
+		attn += float64(t) * (float64(r.cached+r.prefilled) + float64(t)/2)
 		tokens += t
 		remInput -= t
 		remChunk -= t
@@ -305,29 +280,38 @@ func (e *Engine) tryPrefill(it *Iteration) bool {
 			if len(e.running)+len(batch) >= e.maxRun || remInput <= 0 || remChunk <= 0 {
 				break
 			}
+			node := e.match(r)
 			need := float64(r.extendLen + clipNew(r))
-			if need > remTotal && !(len(e.running) == 0 && len(batch) == 0 && r.extendLen < e.capacity-e.kvUsed) {
+			if need > remTotal && !(len(e.running) == 0 && len(batch) == 0 && r.extendLen < e.capacity-e.KVUsed()) {
 				// (With nothing running, admit the head if its prompt fits at
 				// all, so an over-long max_new_tokens cannot stall the queue.)
 				e.blocked = len(batch) == 0 && e.ratio <= e.minRatio
 				break
 			}
-			if r.extendLen > remChunk {
-				t := remChunk / page * page
+			t, last := r.extendLen, false
+			if t > remChunk {
+				t, last = remChunk/page*page, true
 				if t <= 0 {
 					break
 				}
-				remTotal -= need
-				add(r, t)
-				n++
+			} else if !chunking && t > remInput && len(batch) > 0 {
 				break
 			}
-			if !chunking && r.extendLen > remInput && len(batch) > 0 {
+			// Locking the matched prefix takes it out of the evictable
+			// cache the budget counted as free: check again (PrefillAdder
+			// does, under _lock_node).
+			locked := e.admit(r, node)
+			if locked > 0 && need > remTotal-float64(locked) && !(len(e.running) == 0 && len(batch) == 0) {
+				e.unadmit(r)
 				break
 			}
-			remTotal -= need
-			add(r, r.extendLen)
+			remTotal -= need + float64(locked)
+			it.CachedTokens += r.cached
+			add(r, t)
 			n++
+			if last {
+				break
+			}
 		}
 		e.waiting = e.waiting[n:]
 	}
@@ -345,6 +329,7 @@ func (e *Engine) tryPrefill(it *Iteration) bool {
 	for i, r := range batch {
 		e.grow(r, ext[i])
 		r.prefilled += ext[i]
+		e.store(r)
 		if r.prefilled < r.extendLen {
 			e.chunked = r
 			continue
@@ -399,7 +384,7 @@ func (e *Engine) decode(it *Iteration, maxSteps int, maxSeconds float64) {
 	c := e.p.Config
 	page := c.PageSize
 	// Memory for the next token of every running request; retract if short.
-	if e.capacity-e.kvUsed < len(e.running)*page && len(e.running) > 1 {
+	if e.capacity-e.KVUsed() < len(e.running)*page && len(e.running) > 1 {
 		e.retract(it)
 	}
 	bs := len(e.running)
@@ -413,7 +398,7 @@ func (e *Engine) decode(it *Iteration, maxSteps int, maxSeconds float64) {
 		}
 		k = min(k, e.roundLeft)
 	}
-	if free := e.capacity - e.kvUsed; free < bs*k+bs*page {
+	if free := e.capacity - e.KVUsed(); free < bs*k+bs*page {
 		k = max(1, free/bs-page)
 	}
 	step0 := e.p.DecodeStepSeconds(bs, e.sumCtx, len(e.waiting))
@@ -452,13 +437,13 @@ func (e *Engine) retract(it *Iteration) {
 		}
 		return a.InputLen - b.InputLen
 	})
-	for len(e.running) > 1 && e.capacity-e.kvUsed < len(e.running)*max(retractDecodeSteps, page) {
+	for len(e.running) > 1 && e.capacity-e.KVUsed() < len(e.running)*max(retractDecodeSteps, page) {
 		r := e.running[len(e.running)-1]
 		e.running = e.running[:len(e.running)-1]
 		e.free(r)
 		r.Retractions++
-		r.extendLen = r.InputLen + r.Generated
-		r.prefilled = 0
+		r.fillLen = r.InputLen + r.Generated
+		r.cached, r.extendLen, r.prefilled = 0, r.fillLen, 0
 		it.Retracted = append(it.Retracted, r)
 		e.Retractions++
 	}

@@ -8,10 +8,14 @@ import (
 	"slices"
 )
 
-// Workload is a benchmark in sglang.bench_serving's terms (random dataset,
-// ignore_eos, streaming).
+// Workload is a benchmark in sglang.bench_serving's terms (ignore_eos,
+// streaming).
 type Workload struct {
-	// NumPrompts is the number of measured requests; 0 means 1000.
+	// Dataset is "" or "random" (random token ids: no two prompts share a
+	// prefix) or "generated-shared-prefix" (the GSP fields).
+	Dataset string
+	// NumPrompts is the number of measured requests; 0 means 1000 (random)
+	// or every generated prompt; fewer than generated takes the first ones.
 	NumPrompts int
 	// InputLen and OutputLen are random_input_len and random_output_len.
 	InputLen, OutputLen int
@@ -21,9 +25,21 @@ type Workload struct {
 	MaxConcurrency int
 	// RequestRate is the Poisson arrival rate in requests/s; 0 or +Inf sends all at once.
 	RequestRate float64
-	// Seed seeds lengths and arrival times.
+	// Seed seeds lengths, token ids, the prompt order and arrival times.
 	Seed int64
+	// The "generated-shared-prefix" dataset, as bench_serving generates it:
+	// GSPNumGroups groups of GSPPromptsPerGroup prompts; a prompt is its
+	// group's system prompt of GSPSystemPromptLen tokens followed by its own
+	// question of GSPQuestionLen tokens and asks for GSPOutputLen tokens; the
+	// prompts are shuffled.
+	GSPNumGroups, GSPPromptsPerGroup, GSPSystemPromptLen, GSPQuestionLen, GSPOutputLen int
 }
+
+// Datasets Evaluate knows.
+const (
+	DatasetRandom             = "random"
+	DatasetGeneratedSharedPfx = "generated-shared-prefix"
+)
 
 // Result is the expected outcome of a benchmark: bench_serving's aggregates
 // (latencies in milliseconds, throughputs per second) plus the server's
@@ -62,6 +78,10 @@ type Result struct {
 	PeakPrefillTokens    int
 	MaxRunningBatch      int
 	MeanRunningBatchSize float64
+	// CachedTokens is the prompt tokens served from the prefix cache;
+	// CacheHitRate is CachedTokens / TotalInputTokens.
+	CachedTokens int
+	CacheHitRate float64
 }
 
 // Metrics returns the result under bench_serving's JSONL names
@@ -78,7 +98,7 @@ func (r Result) Metrics() map[string]float64 {
 		"mean_itl_ms": r.MeanITLMs, "median_itl_ms": r.MedianITLMs, "p95_itl_ms": r.P95ITLMs, "p99_itl_ms": r.P99ITLMs,
 		"mean_e2e_latency_ms": r.MeanE2EMs, "median_e2e_latency_ms": r.MedianE2EMs,
 		"p90_e2e_latency_ms": r.P90E2EMs, "p99_e2e_latency_ms": r.P99E2EMs,
-		"startup_seconds": r.StartupSeconds,
+		"startup_seconds": r.StartupSeconds, "cache_hit_rate": r.CacheHitRate,
 	}
 }
 
@@ -111,38 +131,15 @@ type simReq struct {
 // DP replicas are simulated independently, each with its round-robin share
 // of the requests and of the concurrency cap.
 func Evaluate(cfg Config, hw Hardware, m Model, w Workload) (Result, error) {
-	if w.NumPrompts == 0 {
-		w.NumPrompts = 1000
-	}
-	if w.NumPrompts < 0 || w.InputLen < 1 || w.OutputLen < 1 || w.MaxConcurrency < 0 || w.RequestRate < 0 ||
-		w.RangeRatio < 0 || w.RangeRatio > 1 {
-		return Result{}, fmt.Errorf("%w: %+v", ErrBadWorkload, w)
+	reqs, err := w.requests()
+	if err != nil {
+		return Result{}, err
 	}
 	p, err := NewPlan(cfg, hw, m)
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Plan: p, StartupSeconds: p.StartupSeconds()}
-
-	// Requests: lengths and arrival times as bench_serving draws them.
-	rng := rand.New(rand.NewPCG(uint64(w.Seed), 0xbe4c))
-	draw := func(l int) int {
-		lo := max(int(float64(l)*w.RangeRatio), 1)
-		return lo + rng.IntN(l-lo+1)
-	}
-	reqs := make([]simReq, w.NumPrompts)
-	t := 0.0
-	for i := range reqs {
-		reqs[i].InputLen = draw(w.InputLen)
-		reqs[i].out = draw(w.OutputLen)
-		reqs[i].MaxNewTokens = reqs[i].out
-		reqs[i].OutputLen = reqs[i].out
-		reqs[i].ID = int64(i)
-		if w.RequestRate > 0 && !math.IsInf(w.RequestRate, 1) {
-			t += rng.ExpFloat64() / w.RequestRate
-		}
-		reqs[i].send = t
-	}
 	itl := newHistogram()
 	var batchSum, batchSteps float64
 	end := 0.0
@@ -177,6 +174,7 @@ func Evaluate(cfg Config, hw Hardware, m Model, w Workload) (Result, error) {
 		res.Completed++
 		res.TotalInputTokens += r.InputLen
 		res.TotalOutputTokens += r.out
+		res.CachedTokens += r.CachedTokens
 		ttft = append(ttft, (r.first-r.send)*1000)
 		e2e = append(e2e, (r.finish-r.send)*1000)
 		sumE2E += r.finish - r.send
@@ -201,7 +199,87 @@ func Evaluate(cfg Config, hw Hardware, m Model, w Workload) (Result, error) {
 	if batchSteps > 0 {
 		res.MeanRunningBatchSize = batchSum / batchSteps
 	}
+	if res.TotalInputTokens > 0 {
+		res.CacheHitRate = float64(res.CachedTokens) / float64(res.TotalInputTokens)
+	}
 	return res, nil
+}
+
+// requests draws the benchmark's requests: lengths, token ids (for a
+// dataset with shared prefixes) and Poisson send times, as bench_serving
+// draws them.
+func (w Workload) requests() ([]simReq, error) {
+	bad := func() error { return fmt.Errorf("%w: %+v", ErrBadWorkload, w) }
+	if w.NumPrompts < 0 || w.MaxConcurrency < 0 || w.RequestRate < 0 {
+		return nil, bad()
+	}
+	rng := rand.New(rand.NewPCG(uint64(w.Seed), 0xbe4c))
+	var reqs []simReq
+	switch w.Dataset {
+	case "", DatasetRandom:
+		if w.InputLen < 1 || w.OutputLen < 1 || w.RangeRatio < 0 || w.RangeRatio > 1 {
+			return nil, bad()
+		}
+		n := w.NumPrompts
+		if n == 0 {
+			n = 1000
+		}
+		draw := func(l int) int {
+			lo := max(int(float64(l)*w.RangeRatio), 1)
+			return lo + rng.IntN(l-lo+1)
+		}
+		reqs = make([]simReq, n)
+		t := 0.0
+		for i := range reqs {
+			reqs[i].InputLen = draw(w.InputLen)
+			reqs[i].out = draw(w.OutputLen)
+			t = w.nextSend(rng, t)
+			reqs[i].send = t
+		}
+	case DatasetGeneratedSharedPfx:
+		if w.GSPNumGroups < 1 || w.GSPPromptsPerGroup < 1 || w.GSPSystemPromptLen < 0 || w.GSPQuestionLen < 1 || w.GSPOutputLen < 1 {
+			return nil, bad()
+		}
+		ids := func(n int) []int32 {
+			out := make([]int32, n)
+			for i := range out {
+				out[i] = int32(rng.IntN(32000))
+			}
+			return out
+		}
+		for range w.GSPNumGroups {
+			system := ids(w.GSPSystemPromptLen)
+			for range w.GSPPromptsPerGroup {
+				tokens := append(slices.Clip(system), ids(w.GSPQuestionLen)...)
+				reqs = append(reqs, simReq{Req: Req{InputLen: len(tokens), Tokens: tokens}, out: w.GSPOutputLen})
+			}
+		}
+		rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
+		if w.NumPrompts > 0 && w.NumPrompts < len(reqs) {
+			reqs = reqs[:w.NumPrompts]
+		}
+		t := 0.0
+		for i := range reqs {
+			t = w.nextSend(rng, t)
+			reqs[i].send = t
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown dataset %q", ErrBadWorkload, w.Dataset)
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		r.MaxNewTokens, r.OutputLen, r.ID = r.out, r.out, int64(i)
+	}
+	return reqs, nil
+}
+
+// nextSend is the send time after t: a Poisson process at RequestRate, or
+// all at once.
+func (w Workload) nextSend(rng *rand.Rand, t float64) float64 {
+	if w.RequestRate > 0 && !math.IsInf(w.RequestRate, 1) {
+		t += rng.ExpFloat64() / w.RequestRate
+	}
+	return t
 }
 
 // runReplica drives one engine in virtual time and returns when its last
