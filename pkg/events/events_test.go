@@ -66,6 +66,29 @@ func goldenCases() map[string]events.Event {
 			Workload: events.Workload{Backend: "sglang", Dataset: "mooncake", DatasetPath: "/data/trace.jsonl",
 				MooncakeSlowdownFactor: 2, NumPrompts: 100, Load: &events.LoadLadder{Concurrency: []int{4, 16, 64}, Headline: 16}},
 		},
+		"trial_queued_mix": events.TrialQueued{
+			Envelope: events.NewEnvelope(events.TypeTrialQueued, "demo", 15, at),
+			GPUs:     1,
+			Workload: events.Workload{Backend: "sglang", Dataset: "random-ids", NumPrompts: 64, MaxConcurrency: 16},
+			Workloads: []events.NamedWorkload{
+				{Name: "chat", Weight: 0.7, Workload: events.Workload{Backend: "sglang", Dataset: "random-ids", NumPrompts: 64,
+					RandomInputLen: 512, RandomOutputLen: 256, MaxConcurrency: 16}},
+				{Name: "rag", Weight: 0.3, Workload: events.Workload{Backend: "sglang", Dataset: "random-ids", NumPrompts: 32,
+					RandomInputLen: 4096, RandomOutputLen: 128, MaxConcurrency: 8}},
+			},
+			MixAggregates: map[string]string{"p99_ttft_ms": events.AggregateMax, "output_throughput": events.AggregateWeighted},
+		},
+		"trial_result_mix": events.TrialResult{
+			Envelope: events.NewEnvelope(events.TypeTrialResult, "demo", 15, at),
+			State:    events.StateComplete,
+			Metrics:  map[string]float64{"p99_ttft_ms": 410, "output_throughput": 2060, "completed": 96},
+			WorkloadMetrics: map[string]map[string]float64{
+				"chat": {"p99_ttft_ms": 120, "output_throughput": 2500, "completed": 64},
+				"rag":  {"p99_ttft_ms": 410, "output_throughput": 1033.3, "completed": 32},
+			},
+			Runner: "gpu-host-1", Backend: "sim",
+			StartedAt: at, FinishedAt: at.Add(60 * time.Second),
+		},
 		"trial_progress": events.TrialProgress{
 			Envelope: events.NewEnvelope(events.TypeTrialProgress, "demo", 9, at),
 			Runner:   "gpu-host-1", Phase: events.PhaseBenchmarking, GPUs: []int{0, 1},

@@ -87,6 +87,14 @@ type TrialQueued struct {
 	ServerArgs []string `json:"server_args"`
 	// Workload is the benchmark to drive.
 	Workload Workload `json:"workload"`
+	// Workloads, when set, is a mix run one after the other against the same
+	// server (one launch); Workload is then only the mix's base. Each
+	// workload's metrics are kept in TrialResult.WorkloadMetrics and the
+	// result's Metrics aggregate them as MixAggregates says.
+	Workloads []NamedWorkload `json:"workloads,omitempty"`
+	// MixAggregates maps a metric to how it is aggregated across Workloads
+	// (Aggregate*); a metric not named is AggregateWeighted.
+	MixAggregates map[string]string `json:"mix_aggregates,omitempty"`
 	// Timeouts bound the trial's phases.
 	Timeouts Timeouts `json:"timeouts"`
 	// CanonicalHash identifies the config SGLang would really run.
@@ -164,6 +172,13 @@ type TrialResult struct {
 	// ladder or capacity search), in the order measured; a trial whose server
 	// failed mid-ladder keeps the levels measured before.
 	LoadPoints []LoadPoint `json:"load_points,omitempty"`
+	// WorkloadMetrics holds each workload's own metrics, by name, when the
+	// trial ran a mix (TrialQueued.Workloads); Metrics then aggregate them.
+	// A trial that failed part-way keeps the workloads measured before.
+	WorkloadMetrics map[string]map[string]float64 `json:"workload_metrics,omitempty"`
+	// WorkloadLoadPoints holds each workload's load levels, by name, when a
+	// workload of a mix measured a ladder or a capacity search.
+	WorkloadLoadPoints map[string][]LoadPoint `json:"workload_load_points,omitempty"`
 	// InputLens are the measured requests' prompt lengths in tokens as the
 	// server counted them (0 where it reported none), in the order sent; for a
 	// ladder or capacity search, those of the headline level.

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sgtune/sgtune/pkg/events"
 )
 
 // specError is a problem at one key of a spec file.
@@ -55,7 +58,13 @@ func Parse(name string, data []byte) (Spec, error) {
 	if err := checkNode(doc, reflect.TypeOf(spec), ""); err != nil {
 		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
 	}
-	if err := doc.Decode(&spec); err != nil {
+	mix, restore := detach(doc, "workloads")
+	err := doc.Decode(&spec)
+	restore()
+	if err != nil {
+		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
+	}
+	if err := decodeMix(mix, &spec); err != nil {
 		return Spec{}, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, name, err)
 	}
 	if err := spec.Validate(); err != nil {
@@ -127,6 +136,39 @@ func lineOf(node *yaml.Node, path string) int {
 	return line
 }
 
+// detach removes key from mapping node doc and returns its value (nil when
+// absent) and a function that puts it back (for the line numbers of errors).
+func detach(doc *yaml.Node, key string) (*yaml.Node, func()) {
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == key {
+			kept := doc.Content
+			doc.Content = append(doc.Content[:i:i], doc.Content[i+2:]...)
+			return kept[i+1], func() { doc.Content = kept }
+		}
+	}
+	return nil, func() {}
+}
+
+// decodeMix decodes the workloads: list, each entry over a copy of the
+// spec's (already decoded) workload, with weight 1 unless it gives one.
+func decodeMix(node *yaml.Node, spec *Spec) error {
+	if node == nil || node.Tag == "!!null" {
+		return nil
+	}
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	spec.Workloads = make([]events.NamedWorkload, len(node.Content))
+	for i, item := range node.Content {
+		w := events.NamedWorkload{Weight: 1, Workload: cloneWorkload(spec.Workload)}
+		if err := item.Decode(&w); err != nil {
+			return fmt.Errorf("workloads[%d]: %w", i, err)
+		}
+		spec.Workloads[i] = w
+	}
+	return nil
+}
+
 // FromJSON decodes a spec as stored in the sgtune_studies bucket and validates it.
 func FromJSON(data []byte) (Spec, error) {
 	var spec Spec
@@ -183,15 +225,7 @@ func checkNode(node *yaml.Node, t reflect.Type, path string) error {
 		}
 		fields := map[string]reflect.Type{}
 		var known []string
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if tag == "" || tag == "-" {
-				continue
-			}
-			fields[tag] = f.Type
-			known = append(known, tag)
-		}
+		yamlFields(t, fields, &known)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, v := node.Content[i], node.Content[i+1]
 			ft, ok := fields[k.Value]
@@ -243,6 +277,24 @@ func checkNode(node *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// yamlFields lists the YAML keys of struct type t and their types, those of
+// its inlined (",inline") structs included.
+func yamlFields(t reflect.Type, fields map[string]reflect.Type, known *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		parts := strings.Split(f.Tag.Get("yaml"), ",")
+		if slices.Contains(parts[1:], "inline") && f.Type.Kind() == reflect.Struct {
+			yamlFields(f.Type, fields, known)
+			continue
+		}
+		if parts[0] == "" || parts[0] == "-" {
+			continue
+		}
+		fields[parts[0]] = f.Type
+		*known = append(*known, parts[0])
+	}
 }
 
 func nodeDesc(n *yaml.Node) string {

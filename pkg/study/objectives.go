@@ -32,12 +32,24 @@ func (s *Spec) Directions() []Direction {
 // Violations lists the constraints (SLOs) a trial's metrics miss, in words.
 func (s *Spec) Violations(metrics map[string]float64) []string {
 	var out []string
-	if c := s.Workload.Capacity; c != nil {
+	if c := s.Workload.Capacity; c != nil && !s.HasMix() {
 		// A capacity search that found no level meeting its SLO reports a
 		// capacity of 0: the config is infeasible, whatever the objectives say.
 		m := CapacityMetric(c.Search)
 		if v, ok := metrics[m]; !ok || v <= 0 {
 			out = append(out, fmt.Sprintf("no load level up to workload.capacity.max = %g met the capacity SLO (%s = 0)", c.Max, m))
+		}
+	}
+	// Across a mix a capacity metric is the smallest workload's (MixAggregates).
+	seen := map[string]bool{}
+	for _, w := range s.Workloads {
+		if w.Capacity == nil || seen[CapacityMetric(w.Capacity.Search)] {
+			continue
+		}
+		m := CapacityMetric(w.Capacity.Search)
+		seen[m] = true
+		if v, ok := metrics[m]; !ok || v <= 0 {
+			out = append(out, fmt.Sprintf("a workload of the mix met its capacity SLO at no load level (%s = 0; see workload_metrics)", m))
 		}
 	}
 	for _, c := range s.Constraints {

@@ -31,6 +31,11 @@ type Spec struct {
 	Constraints []Constraint `yaml:"constraints" json:"constraints"`
 	// Workload is the benchmark each trial runs.
 	Workload events.Workload `yaml:"workload" json:"workload"`
+	// Workloads, when given, is a mix each trial runs against its one server
+	// launch, one workload after the other; each entry starts from Workload
+	// and overrides what it names (weight defaults to 1). Objectives are
+	// aggregated across the mix (Objective.Aggregate, MixAggregates).
+	Workloads []events.NamedWorkload `yaml:"workloads" json:"workloads,omitempty"`
 	// Sampler chooses and seeds the search algorithm.
 	Sampler SamplerSpec `yaml:"sampler" json:"sampler"`
 	// Metrics names the extra metrics a custom benchmark (--backend exec)
@@ -94,6 +99,10 @@ type Objective struct {
 	Direction Direction `yaml:"direction" json:"direction"`
 	// Unit of the scaled value ("s", "tok/s").
 	Unit string `yaml:"unit" json:"unit"`
+	// Aggregate is how the metric is combined across the workloads of a mix:
+	// "weighted" (the weighted mean; the default) or "worst" (the worst
+	// workload's value). Without workloads it changes nothing.
+	Aggregate string `yaml:"aggregate" json:"aggregate,omitempty"`
 }
 
 // Constraint is an SLO on a metric: Max and/or Min (nil: no bound).
@@ -307,6 +316,9 @@ func (s *Spec) Validate() error {
 		}
 	}
 	if err := ValidateWorkload("workload", s.Workload); err != nil {
+		return err
+	}
+	if err := s.validateMix(); err != nil {
 		return err
 	}
 	switch s.Sampler.Algorithm {

@@ -61,6 +61,9 @@ type FrontMember struct {
 	LaunchCommand []string `json:"launch_command,omitempty"`
 	// Metrics is a selection of the measured metrics (objectives', SLOs' and headline ones).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// WorkloadObjectives are, when the study tunes for a mix, each
+	// workload's own objective values (Objectives aggregate them).
+	WorkloadObjectives map[string]map[string]float64 `json:"workload_objectives,omitempty"`
 	// GainOverBaseline is, per objective, how many times better than the
 	// baseline this trial is: baseline/value when minimising, value/baseline
 	// when maximising (above 1 is better in both cases).
@@ -144,6 +147,9 @@ type TrialRecord struct {
 	Violations []string           `json:"violations,omitempty"`
 	Metrics    map[string]float64 `json:"metrics,omitempty"`
 	Units      map[string]string  `json:"units,omitempty"`
+	// WorkloadMetrics holds each workload's metrics when the study tunes
+	// for a mix; Metrics are then their aggregate.
+	WorkloadMetrics map[string]map[string]float64 `json:"workload_metrics,omitempty"`
 	// Reason says why a trial failed, was rejected or is infeasible.
 	Reason       string      `json:"reason,omitempty"`
 	FailureClass string      `json:"failure_class,omitempty"`

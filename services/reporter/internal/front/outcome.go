@@ -24,6 +24,9 @@ type Outcome struct {
 	// Metrics and their Units (COMPLETE only).
 	Metrics map[string]float64
 	Units   map[string]string
+	// WorkloadMetrics holds each workload's own metrics when the trial ran a
+	// mix (spec workloads:); Metrics then aggregate them.
+	WorkloadMetrics map[string]map[string]float64
 	// FailureClass (oom, crash, timeout, ...) and Reason of a FAILED trial;
 	// Reason also carries a rejection's summary.
 	FailureClass string

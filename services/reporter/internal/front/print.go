@@ -56,6 +56,9 @@ func Print(w io.Writer, doc FrontDoc) error {
 				p.f("  %s: %s\n", o.Name, withUnit(v, o.Unit))
 			}
 		}
+		for _, name := range slices.Sorted(maps.Keys(m.WorkloadObjectives)) {
+			p.f("  Workload %s: %s\n", name, objectiveList(doc, m.WorkloadObjectives[name]))
+		}
 		p.line("  Parameters:")
 		for _, name := range paramOrder(m.Parameters) {
 			p.f("    %s: %s\n", name, study.FormatValue(m.Parameters[name]))

@@ -99,6 +99,7 @@ func sanitize(o Outcome) Outcome {
 	o.Params = nilIfEmpty(o.Params)
 	o.Metrics = nilIfEmpty(o.Metrics)
 	o.Units = nilIfEmpty(o.Units)
+	o.WorkloadMetrics = nilIfEmpty(o.WorkloadMetrics)
 	if len(o.Rejections) == 0 {
 		o.Rejections = nil
 	}
@@ -511,6 +512,7 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 			}
 		}
 	}
+	m.WorkloadObjectives = r.workloadObjectives(t)
 	if len(t.runs) > 0 && r.spec.Sampler.Repeats > 0 {
 		m.Runs = slices.Clone(t.runs)
 		m.Spread = r.spread(t)
@@ -532,6 +534,21 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 		}
 	}
 	return m
+}
+
+// workloadObjectives are each workload's own objective values (a mix only;
+// the workloads that measured every objective).
+func (r *Report) workloadObjectives(t *trial) map[string]map[string]float64 {
+	if !r.spec.HasMix() || len(t.o.WorkloadMetrics) == 0 {
+		return nil
+	}
+	out := map[string]map[string]float64{}
+	for name, metrics := range t.o.WorkloadMetrics {
+		if vals, ok := r.spec.ObjectiveValues(metrics); ok && allFinite(vals) {
+			out[name] = r.byObjective(vals)
+		}
+	}
+	return nilIfEmpty(out)
 }
 
 // seedValues returns the seed's ttft (s) and tps (output tok/s) fields.
@@ -566,29 +583,30 @@ func (r *Report) launchCommand(t *trial) []string {
 func (r *Report) record(t *trial) TrialRecord {
 	o := t.o
 	rec := TrialRecord{
-		TrialNumber:   o.Trial,
-		State:         o.State,
-		Parameters:    t.params,
-		Feasible:      t.feasible,
-		ParetoOptimal: t.onFront,
-		Violations:    t.violations,
-		Metrics:       o.Metrics,
-		Units:         o.Units,
-		Reason:        o.Reason,
-		FailureClass:  o.FailureClass,
-		Rules:         o.Rejections,
-		DuplicateOf:   o.DuplicateOf,
-		RepeatOf:      t.repeatOf,
-		LaunchCommand: o.LaunchCommand,
-		Runner:        o.Runner,
-		Host:          o.Host,
-		GPUModel:      o.GPUModel,
-		GPUs:          o.GPUs,
-		Backend:       o.Backend,
-		StartedAt:     o.StartedAt,
-		FinishedAt:    o.FinishedAt,
-		LogRef:        o.LogRef,
-		LogTail:       o.LogTail,
+		TrialNumber:     o.Trial,
+		State:           o.State,
+		Parameters:      t.params,
+		Feasible:        t.feasible,
+		ParetoOptimal:   t.onFront,
+		Violations:      t.violations,
+		Metrics:         o.Metrics,
+		Units:           o.Units,
+		Reason:          o.Reason,
+		WorkloadMetrics: o.WorkloadMetrics,
+		FailureClass:    o.FailureClass,
+		Rules:           o.Rejections,
+		DuplicateOf:     o.DuplicateOf,
+		RepeatOf:        t.repeatOf,
+		LaunchCommand:   o.LaunchCommand,
+		Runner:          o.Runner,
+		Host:            o.Host,
+		GPUModel:        o.GPUModel,
+		GPUs:            o.GPUs,
+		Backend:         o.Backend,
+		StartedAt:       o.StartedAt,
+		FinishedAt:      o.FinishedAt,
+		LogRef:          o.LogRef,
+		LogTail:         o.LogTail,
 	}
 	if t.values != nil {
 		rec.Objectives = r.byObjective(t.values)

@@ -84,7 +84,7 @@ func DecodeOutcome(data []byte) (front.Outcome, error) {
 func FromResult(ev events.TrialResult) front.Outcome {
 	return front.Outcome{
 		Study: ev.Study, Trial: ev.Trial, State: ev.State, OccurredAt: ev.OccurredAt,
-		Params: ev.Params, Metrics: ev.Metrics, Units: ev.Units,
+		Params: ev.Params, Metrics: ev.Metrics, Units: ev.Units, WorkloadMetrics: ev.WorkloadMetrics,
 		FailureClass: ev.FailureClass, Reason: ev.Reason, LogTail: ev.LogTail, LogRef: ev.LogRef,
 		LaunchCommand: ev.LaunchCommand, Runner: ev.Runner, Host: ev.Host, GPUModel: ev.GPUModel,
 		GPUs: ev.GPUs, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,

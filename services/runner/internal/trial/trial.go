@@ -226,10 +226,11 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	if s, ok := e.cfg.Inventory.(gpu.Sampler); ok {
 		mon = gpu.StartMonitor(s, gpus, SampleEvery)
 	}
-	out, berr := loadgen.Run(bctx, loadgen.Options{
-		BaseURL: srv.URL(), Workload: q.Workload, Model: modelName(q.ServerArgs),
-		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout, APIKey: apiKey(q.ServerArgs),
-	})
+	out, berr := e.benchmark(bctx, q, srv.URL(), benchTO, progress)
+	if len(out.PerWorkload) > 0 {
+		// A mix keeps every workload it measured, even when a later one failed.
+		res.WorkloadMetrics = out.PerWorkload
+	}
 	var usage gpu.Summary
 	if mon != nil {
 		usage = mon.Stop()

@@ -216,6 +216,8 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 		GPUs:          gpus,
 		ServerArgs:    args,
 		Workload:      spec.Workload,
+		Workloads:     spec.Workloads,
+		MixAggregates: spec.MixAggregates(),
 		Timeouts:      spec.Timeouts(in.Params),
 		CanonicalHash: hash,
 	}
