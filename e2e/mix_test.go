@@ -65,8 +65,10 @@ func TestStudyOverAWorkloadMix(t *testing.T) {
 	spec := writeFile(t, dir, "mix.yaml", fmt.Sprintf(`study_name: mix-e2e
 n_trials: 8
 device_num: 4
+rules: {sets: [seed, sglang, hardware]}
 model:
   path: meta-llama/Llama-3.1-8B-Instruct
+  preset: llama-3.1-8b
   server_command: [%s]
   startup_timeout: 60s
   compile_startup_timeout: 60s

@@ -129,7 +129,7 @@ workload: {capacity: {search: concurrency, max: 64, slo: {p99_ttft_ms: 500}}}
 workloads: [{name: a}, {name: b}]
 objectives:
   - {name: tps, metric: output_throughput, direction: maximize}
-  - {name: worst_tps_gpu, metric: output_throughput_per_gpu, direction: maximize, aggregate: worst}
+  - {name: worst_rps, metric: request_throughput, direction: maximize, aggregate: worst}
   - {name: ttft, metric: mean_ttft_ms, direction: minimize, aggregate: worst}
   - {name: p99, metric: p99_tpot_ms, direction: minimize}
 constraints: [{metric: p99_tpot_ms, max: 50}, {metric: goodput, min: 1}]
@@ -138,12 +138,12 @@ constraints: [{metric: p99_tpot_ms, max: 50}, {metric: goodput, min: 1}]
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"output_throughput":         events.AggregateWeighted,
-		"output_throughput_per_gpu": events.AggregateMin,
-		"mean_ttft_ms":              events.AggregateMax,
-		"p99_tpot_ms":               events.AggregateMax, // follows its SLO
-		"goodput":                   events.AggregateMin,
-		"capacity_concurrency":      events.AggregateMin,
+		"output_throughput":    events.AggregateWeighted,
+		"request_throughput":   events.AggregateMin,
+		"mean_ttft_ms":         events.AggregateMax,
+		"p99_tpot_ms":          events.AggregateMax, // follows its SLO
+		"goodput":              events.AggregateMin,
+		"capacity_concurrency": events.AggregateMin,
 	}
 	got := s.MixAggregates()
 	for m, how := range want {
