@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/runner"
 )
 
@@ -55,7 +56,16 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	var rate rateFlag
 	fs.Var(&rate, "request-rate", "Poisson arrival rate in requests/s, or inf (all at once) (default inf)")
 	seed := fs.Int64("seed", 1, "seed of prompts, lengths and arrivals")
-	datasetPath := fs.String("dataset-path", "", "prompt file, one prompt a line (default: random token ids)")
+	datasetName := fs.String("dataset-name", "", "random-ids (default), prompts, mooncake, generated-shared-prefix or sharegpt")
+	datasetPath := fs.String("dataset-path", "", "the dataset's file: a mooncake JSONL trace, a ShareGPT JSON file, or (without --dataset-name) a prompt file, one prompt a line")
+	slowdown := fs.Float64("mooncake-slowdown-factor", 1, "stretch a mooncake trace's arrival times by this factor")
+	gspGroups := fs.Int("gsp-num-groups", 64, "generated-shared-prefix: groups")
+	gspPerGroup := fs.Int("gsp-prompts-per-group", 16, "generated-shared-prefix: prompts per group")
+	gspSystem := fs.Int("gsp-system-prompt-len", 2048, "generated-shared-prefix: tokens of each group's shared system prompt")
+	gspQuestion := fs.Int("gsp-question-len", 128, "generated-shared-prefix: tokens of each prompt's own question")
+	gspOutput := fs.Int("gsp-output-len", 256, "generated-shared-prefix: output tokens per request")
+	sharegptOut := fs.Int("sharegpt-output-len", 0, "sharegpt: output tokens per request (0: the length of each conversation's reply)")
+	details := fs.Bool("output-details", false, "with --json, add per-request input_lens and output_lens (as the server counted them)")
 	warmup := fs.Int("warmup-requests", 1, "warm-up requests, not measured")
 	model := fs.String("model", "", "model name sent to /v1/completions (default: the server's)")
 	disableEOS := fs.Bool("disable-ignore-eos", false, "let requests stop at EOS (default: ignore_eos, exact output lengths)")
@@ -73,20 +83,41 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError("--backend %q: want sglang or openai", *backend)
 	}
 	w := events.Workload{
-		Backend: *backend, Dataset: "random-ids", NumPrompts: *numPrompts, RandomInputLen: *inLen,
+		Backend: *backend, Dataset: *datasetName, NumPrompts: *numPrompts, RandomInputLen: *inLen,
 		RandomOutputLen: *outLen, RandomRangeRatio: *ratio, MaxConcurrency: *maxConc, RequestRate: float64(rate),
-		WarmupRequests: *warmup, Seed: *seed, IgnoreEOS: !*disableEOS,
+		WarmupRequests: *warmup, Seed: *seed, IgnoreEOS: !*disableEOS, VocabSize: study.Default().Workload.VocabSize,
+		DatasetPath: *datasetPath, MooncakeSlowdownFactor: *slowdown,
+		GSPNumGroups: *gspGroups, GSPPromptsPerGroup: *gspPerGroup, GSPSystemPromptLen: *gspSystem,
+		GSPQuestionLen: *gspQuestion, GSPOutputLen: *gspOutput, SharegptOutputLen: *sharegptOut,
 	}
-	if *datasetPath != "" {
-		w.Dataset, w.PromptFile = "prompts", *datasetPath
+	switch {
+	case w.Dataset == "" && *datasetPath != "":
+		// sgtune bench's own prompt file (before --dataset-name existed).
+		w.Dataset, w.PromptFile, w.DatasetPath = study.DatasetPrompts, *datasetPath, ""
+	case w.Dataset == "":
+		w.Dataset = study.DatasetRandomIDs
+	case w.Dataset == study.DatasetPrompts:
+		w.PromptFile, w.DatasetPath = *datasetPath, ""
 	}
-	metrics, _, err := runner.Bench(ctx, runner.BenchOptions{
+	if w.Dataset == study.DatasetMooncake && rate > 0 {
+		return usageError("--request-rate: a mooncake trace is replayed at its own arrival times")
+	}
+	if err := study.ValidateWorkload("workload", w); err != nil {
+		return usageError("%s", benchFlagName(err.Error()))
+	}
+	res, err := runner.Bench(ctx, runner.BenchOptions{
 		BaseURL: *url, Workload: w, Model: *model, Timeout: *timeout, IdleTimeout: *idle, APIKey: *apiKey,
 	})
-	if metrics == nil {
+	if res == nil {
+		if errors.Is(err, runner.ErrBadWorkload) {
+			return usageError("%v", err)
+		}
 		return err
 	}
-	out := benchJSON(w, rate, metrics)
+	out := benchJSON(w, rate, res.Metrics)
+	if *details {
+		out["input_lens"], out["output_lens"] = res.InputLens, res.OutputLens
+	}
 	if *asJSON {
 		b, merr := json.Marshal(out)
 		if merr != nil {
@@ -100,6 +131,23 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return nil
+}
+
+// benchFlagName turns a workload error's spec key ("workload.gsp_num_groups")
+// into the bench flag a user typed (--gsp-num-groups).
+func benchFlagName(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "workload.")
+	if !ok {
+		return msg
+	}
+	key, tail, _ := strings.Cut(rest, ":")
+	if key == "prompt_file" {
+		key = "dataset_path"
+	}
+	if key == "dataset" {
+		key = "dataset_name"
+	}
+	return "--" + strings.ReplaceAll(key, "_", "-") + ":" + tail
 }
 
 // benchJSON lays metrics out as bench_serving's JSONL record: its

@@ -146,3 +146,75 @@ func TestBench_usage_errors(t *testing.T) {
 		}
 	}
 }
+
+func TestBench_datasets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulator")
+	}
+	url := startSim(t)
+	dir := t.TempDir()
+	trace := dir + "/trace.jsonl"
+	if err := writeFile(trace, `{"timestamp": 0, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]}
+{"timestamp": 20, "input_length": 700, "output_length": 4, "hash_ids": [1, 3]}
+{"timestamp": 40, "input_length": 100, "output_length": 4, "hash_ids": [4]}
+`); err != nil {
+		t.Fatal(err)
+	}
+	sharegpt := dir + "/sg.json"
+	if err := writeFile(sharegpt, `[{"conversations": [{"from": "human", "value": "What does a radix cache store?"}, {"from": "gpt", "value": "Prefixes of earlier prompts, to skip their prefill."}]}]`); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		givenArgs  []string
+		expectDone float64
+	}{
+		{"mooncake", []string{"--dataset-name", "mooncake", "--dataset-path", trace, "--mooncake-slowdown-factor", "0.5"}, 3},
+		{"shared prefix", []string{"--dataset-name", "generated-shared-prefix", "--gsp-num-groups", "2", "--gsp-prompts-per-group", "3",
+			"--gsp-system-prompt-len", "64", "--gsp-question-len", "8", "--gsp-output-len", "4"}, 6},
+		{"sharegpt", []string{"--dataset-name", "sharegpt", "--dataset-path", sharegpt, "--sharegpt-output-len", "5"}, 1},
+		{"sharegpt openai", []string{"--backend", "openai", "--dataset-name", "sharegpt", "--dataset-path", sharegpt}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"bench", "--url", url, "--num-prompts", "10", "--json", "--output-details"}, tt.givenArgs...)
+			if code := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			var got map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("%v: %s", err, stdout.String())
+			}
+			if got["completed"] != tt.expectDone || got["failed"] != 0.0 {
+				t.Fatalf("completed %v failed %v", got["completed"], got["failed"])
+			}
+			lens, _ := got["input_lens"].([]any)
+			if len(lens) != int(tt.expectDone) || lens[0].(float64) <= 0 {
+				t.Fatalf("input_lens %v", got["input_lens"])
+			}
+		})
+	}
+	// Bad input: a clear usage error naming the file and line, nothing sent.
+	bad := dir + "/bad.jsonl"
+	if err := writeFile(bad, "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n{\"timestamp\": 5}\n"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--url", url, "--dataset-name", "mooncake", "--dataset-path", bad},
+		func(string) string { return "" }, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "bad.jsonl: line 2: input_length: missing") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, args := range [][]string{
+		{"--dataset-name", "lmsys"},
+		{"--dataset-name", "mooncake"},
+		{"--dataset-name", "generated-shared-prefix", "--gsp-prompts-per-group", "0"},
+		{"--dataset-name", "mooncake", "--dataset-path", trace, "--request-rate", "4"},
+	} {
+		stderr.Reset()
+		if code := run(context.Background(), append([]string{"bench", "--url", url}, args...), func(string) string { return "" }, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr.String())
+		}
+	}
+}

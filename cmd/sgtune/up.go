@@ -413,6 +413,11 @@ func loadSpec(o upOptions) (study.Spec, error) {
 	if err := spec.Validate(); err != nil {
 		return study.Spec{}, fmt.Errorf("invalid study settings: %w", err)
 	}
+	// The runners of `up` are on this host: a dataset file that is missing
+	// or malformed fails now, naming the file and line, not in every trial.
+	if err := runner.CheckWorkload(spec.Workload); err != nil {
+		return study.Spec{}, fmt.Errorf("%w: workload: %w", study.ErrInvalidSpec, err)
+	}
 	return spec, nil
 }
 

@@ -16,12 +16,21 @@ func TestUpBadInputIsAUsageError(t *testing.T) {
 	if err := os.WriteFile(badSpec, []byte("space:\n  tp_sise: [1]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badTrace := filepath.Join(dir, "trace.jsonl")
+	if err := os.WriteFile(badTrace, []byte("{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\nnot json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	traceSpec := filepath.Join(dir, "trace.yaml")
+	if err := os.WriteFile(traceSpec, []byte("workload: {dataset: mooncake, dataset_path: "+badTrace+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"unknown parameter in the spec", []string{"--spec", badSpec}, "space.tp_sise"},
+		{"a trace line that is not JSON", []string{"--spec", traceSpec}, "trace.jsonl: line 2"},
 		{"exec without a command", []string{"--backend", "exec"}, "--benchmark-cmd"},
 		{"unknown backend", []string{"--backend", "docker"}, "want sglang or exec"},
 		{"unknown sampler", []string{"--sampler", "magic"}, "sampler.algorithm"},

@@ -174,6 +174,18 @@ func (p *connPool) put(c *conn) {
 	p.mu.Unlock()
 }
 
+// trim closes the oldest idle connections beyond n (a level with fewer
+// streams than the one before: the spare ones would idle until the server
+// closes them).
+func (p *connPool) trim(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > n {
+		p.idle[0].close()
+		p.idle = p.idle[1:]
+	}
+}
+
 func (p *connPool) closeAll() {
 	p.mu.Lock()
 	for _, c := range p.idle {

@@ -3,9 +3,6 @@ package loadgen
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,116 +77,21 @@ func (r *Result) FirstError() string {
 	return first
 }
 
-// Run prepares every request, runs the warm-up, then the measured phase, and
-// aggregates. It returns ErrTimeout (wrapped) when Timeout passes, ErrAllFailed
-// when no measured request completed (the Result is returned too, for its
-// errors), ErrBadWorkload for an unusable workload, and ctx's error when ctx
-// is cancelled.
+// Run prepares every request, runs the warm-up, opens every stream's
+// connection, then runs the measured phase and aggregates: one load level,
+// the workload's MaxConcurrency or RequestRate (Measure runs a workload's
+// ladder or capacity search). It returns ErrTimeout (wrapped) when Timeout
+// passes, ErrAllFailed when no measured request completed (the Result is
+// returned too, for its errors), ErrStalled when a stream stalled (with the
+// Result), ErrBadWorkload for an unusable workload, and ctx's error when
+// ctx is cancelled.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	w := o.Workload
-	if w.NumPrompts <= 0 {
-		return nil, fmt.Errorf("%w: num_prompts must be > 0", ErrBadWorkload)
-	}
-	prompts := o.Prompts
-	if w.Dataset == DatasetPrompts && len(prompts) == 0 {
-		var err error
-		if prompts, err = ReadPrompts(w.PromptFile); err != nil {
-			return nil, err
-		}
-	}
-	model := o.Model
-	if model == "" {
-		model = "default"
-	}
-	seed := uint64(w.Seed)
-	measured, err := buildRequests(w, model, prompts, w.NumPrompts, seed, false)
+	s, err := newSession(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	if o.RequestIDPrefix != "" {
-		setRequestIDs(measured, o.RequestIDPrefix)
-	}
-	warm, err := buildRequests(w, model, prompts, max(w.WarmupRequests, 0), seed+1, true)
-	if err != nil {
-		return nil, err
-	}
-	conc := w.MaxConcurrency
-	if conc <= 0 || conc > len(measured) {
-		conc = len(measured)
-	}
-	ep, err := newEndpoint(o.BaseURL, o.APIKey, o.TLS)
-	if err != nil {
-		return nil, err
-	}
-	for _, reqs := range [][]request{measured, warm} {
-		for i := range reqs {
-			reqs[i].wire = ep.wire(http.MethodPost, reqs[i].path, reqs[i].body)
-		}
-	}
-	idle := o.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
-
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var timedOut atomic.Bool
-	if o.Timeout > 0 {
-		t := time.AfterFunc(o.Timeout, func() { timedOut.Store(true); cancel() })
-		defer t.Stop()
-	}
-	b := &bench{ep: ep, idle: idle, abort: cancel, probe: probePath(w.Backend == BackendOpenAI)}
-	defer b.pool.closeAll()
-
-	fail := func() error {
-		switch {
-		case timedOut.Load():
-			return fmt.Errorf("%w after %s", ErrTimeout, o.Timeout)
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case b.stalled.Load():
-			return fmt.Errorf("%w: a stream sent nothing for %s", ErrStalled, idle)
-		}
-		return nil
-	}
-	if len(warm) > 0 {
-		b.runAll(bctx, warm, min(conc, len(warm)))
-		if err := fail(); err != nil {
-			return nil, err
-		}
-	}
-	// Every stream's connection is open before the clock starts.
-	preopened := 0
-	if !o.NoPreopen {
-		if preopened, err = b.preopen(bctx, min(conc, MaxPreopen)); err != nil {
-			if ferr := fail(); ferr != nil {
-				return nil, ferr
-			}
-			return nil, fmt.Errorf("%w: %v", ErrAllFailed, err)
-		}
-	}
-	start := time.Now()
-	results := b.runAll(bctx, measured, conc)
-	dur := time.Since(start)
-	if err := fail(); err != nil {
-		if errors.Is(err, ErrStalled) {
-			return &Result{Requests: results, Duration: dur}, err
-		}
-		return nil, err
-	}
-	res := &Result{Requests: results, Duration: dur, Preopened: preopened}
-	for i := range results {
-		if results[i].NewConn {
-			res.Dialed++
-		}
-	}
-	res.Metrics, res.Units = Aggregate(results, dur, SLO{
-		TTFT: msDur(w.SLOTTFTMs), TPOT: msDur(w.SLOTPOTMs), E2E: msDur(w.SLOE2EMs),
-	})
-	if res.Metrics["completed"] == 0 {
-		return res, fmt.Errorf("%w (%d requests; first error: %s)", ErrAllFailed, len(results), res.FirstError())
-	}
-	return res, nil
+	defer s.close()
+	return s.level(o.Workload, 0)
 }
 
 func msDur(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }

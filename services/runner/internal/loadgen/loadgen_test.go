@@ -34,7 +34,8 @@ type sseServer struct {
 	inflight         atomic.Int64
 	maxIn            atomic.Int64
 	mu               sync.Mutex
-	lens             []int
+	lens             []int // output lengths asked, in arrival order
+	inLens           []int // input lengths sent
 }
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -82,6 +83,7 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.lens = append(s.lens, out)
+	s.inLens = append(s.inLens, len(req.InputIDs))
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	f := w.(http.Flusher)

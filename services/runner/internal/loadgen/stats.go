@@ -3,7 +3,6 @@ package loadgen
 import (
 	"math"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -74,8 +73,9 @@ type RequestResult struct {
 	// RID is the request id sent to the server (Options.RequestIDPrefix), if any.
 	RID string
 	// CachedTokens is the server's count of prompt tokens served from its
-	// prefix cache (meta_info.cached_tokens); -1 when it reported none.
-	CachedTokens int
+	// prefix cache (meta_info.cached_tokens), when CacheReported.
+	CachedTokens  int
+	CacheReported bool
 	// NewConn is true when the request had to open a connection (on the clock).
 	NewConn bool
 }
@@ -116,6 +116,7 @@ const (
 	UnitSeconds  = "s"
 	UnitRequests = "req"
 	UnitTokens   = "tok"
+	UnitRatio    = "ratio"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -136,6 +137,7 @@ func Aggregate(results []RequestResult, duration time.Duration, slo SLO) (map[st
 	}
 	var ttft, tpot, e2e, itl []float64
 	var inTok, outTok, good int
+	var cached, cachedOf int // prompt tokens served from the prefix cache, of prompt tokens that reported it
 	var completed, failed int
 	var sumE2E time.Duration
 	for i := range results {
@@ -147,6 +149,10 @@ func Aggregate(results []RequestResult, duration time.Duration, slo SLO) (map[st
 		completed++
 		inTok += r.InputTokens
 		outTok += r.OutputTokens
+		if r.CacheReported {
+			cached += r.CachedTokens
+			cachedOf += r.InputTokens
+		}
 		ttft = append(ttft, ms(r.TTFT))
 		e2e = append(e2e, ms(r.E2E))
 		sumE2E += r.E2E
@@ -180,20 +186,23 @@ func Aggregate(results []RequestResult, duration time.Duration, slo SLO) (map[st
 	if slo.set() {
 		put("goodput", rate(float64(good)), UnitReqPerS)
 	}
-	dist := func(name string, xs []float64, extra ...float64) {
+	if cachedOf > 0 {
+		// SGLang reports meta_info.cached_tokens per request: the share of
+		// prompt tokens its radix cache served.
+		put("cache_hit_rate", float64(cached)/float64(cachedOf), UnitRatio)
+	}
+	dist := func(name string, xs []float64) {
 		slices.Sort(xs)
 		put("mean_"+name+"_ms", Mean(xs), UnitMs)
 		put("median_"+name+"_ms", Percentile(xs, 50), UnitMs)
 		put("std_"+name+"_ms", Std(xs), UnitMs)
 		put("p90_"+name+"_ms", Percentile(xs, 90), UnitMs)
+		put("p95_"+name+"_ms", Percentile(xs, 95), UnitMs)
 		put("p99_"+name+"_ms", Percentile(xs, 99), UnitMs)
-		for _, p := range extra {
-			put("p"+strconv.Itoa(int(p))+"_"+name+"_ms", Percentile(xs, p), UnitMs)
-		}
 	}
 	dist("ttft", ttft)
 	dist("tpot", tpot)
-	dist("itl", itl, 95)
+	dist("itl", itl)
 	dist("e2e_latency", e2e)
 	maxITL := 0.0
 	if len(itl) > 0 {

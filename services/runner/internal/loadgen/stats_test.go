@@ -75,6 +75,9 @@ func TestAggregate_hand_computed(t *testing.T) {
 			t.Errorf("unit of %s = %q, want %q", k, u[k], want)
 		}
 	}
+	if _, ok := m["cache_hit_rate"]; ok {
+		t.Error("cache_hit_rate without a server reporting cached tokens")
+	}
 	if m2, _ := Aggregate(results, 2*time.Second, SLO{}); m2["goodput"] != 0 {
 		t.Error("goodput reported without an SLO")
 	} else if _, ok := m2["goodput"]; ok {
@@ -87,5 +90,19 @@ func TestTPOT_needs_two_tokens(t *testing.T) {
 	r := RequestResult{OutputTokens: 1, TTFT: time.Second, E2E: time.Second}
 	if _, ok := r.TPOT(); ok {
 		t.Fatal("TPOT defined for one token")
+	}
+}
+
+func TestAggregate_cache_hit_rate_over_the_requests_that_report_it(t *testing.T) {
+	t.Parallel()
+	results := []RequestResult{
+		{OK: true, InputTokens: 1000, OutputTokens: 2, CachedTokens: 512, CacheReported: true},
+		{OK: true, InputTokens: 600, OutputTokens: 2, CachedTokens: 0, CacheReported: true},
+		{OK: true, InputTokens: 400, OutputTokens: 2},                         // not reported
+		{OK: false, InputTokens: 900, CachedTokens: 900, CacheReported: true}, // failed: not counted
+	}
+	m, u := Aggregate(results, time.Second, SLO{})
+	if !near(m["cache_hit_rate"], 512.0/1600) || u["cache_hit_rate"] != UnitRatio {
+		t.Fatalf("cache_hit_rate = %v %s, want %v", m["cache_hit_rate"], u["cache_hit_rate"], 512.0/1600)
 	}
 }

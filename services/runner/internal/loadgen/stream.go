@@ -61,7 +61,7 @@ func (c *tokenCounter) count(ci chunkInfo) int {
 // measures its stream. It returns the connection when it can carry the
 // stream's next request, nil when it was closed.
 func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult, keep *conn) {
-	res = RequestResult{InputTokens: r.inputLen, CachedTokens: -1, RID: r.rid}
+	res = RequestResult{InputTokens: r.inputLen, RID: r.rid}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stalled atomic.Bool
@@ -147,7 +147,7 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 			res.InputTokens = ci.promptTokens
 		}
 		if ci.cachedTokens >= 0 {
-			res.CachedTokens = ci.cachedTokens
+			res.CachedTokens, res.CacheReported = ci.cachedTokens, true
 		}
 		if ci.finished {
 			finished = true

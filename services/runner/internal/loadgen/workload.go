@@ -12,14 +12,18 @@ import (
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 )
 
 // Backends and datasets of events.Workload.
 const (
-	BackendSGLang   = "sglang"
-	BackendOpenAI   = "openai"
-	DatasetRandomID = "random-ids"
-	DatasetPrompts  = "prompts"
+	BackendSGLang       = "sglang"
+	BackendOpenAI       = "openai"
+	DatasetRandomID     = study.DatasetRandomIDs
+	DatasetPrompts      = study.DatasetPrompts
+	DatasetMooncake     = study.DatasetMooncake
+	DatasetSharedPrefix = study.DatasetSharedPrefix
+	DatasetShareGPT     = study.DatasetShareGPT
 )
 
 // DefaultVocabSize bounds random token ids when the workload sets none.
@@ -96,37 +100,24 @@ func ReadPrompts(path string) ([]string, error) {
 	return out, nil
 }
 
-// buildRequests prepares n requests from a seeded generator; warm-up
-// requests use their own seed so the measured prompts do not depend on how
-// many warm-ups ran (and are not prefix-cached by them).
-func buildRequests(w events.Workload, model string, prompts []string, n int, seed uint64, warmup bool) ([]request, error) {
+// buildRequests encodes prompts as requests of w's backend. Arrival
+// offsets are the prompts' own for a timed dataset (a trace), else Poisson
+// at w.RequestRate drawn from seed, else 0 (all at once, or a closed loop).
+// Warm-up requests ask for at most warmupMaxTokens and arrive at once.
+func buildRequests(w events.Workload, model string, prompts []Prompt, timed bool, seed uint64, warmup bool) ([]request, error) {
 	backend := w.Backend
 	if backend == "" {
 		backend = BackendSGLang
 	}
-	dataset := w.Dataset
-	if dataset == "" {
-		dataset = DatasetRandomID
-	}
 	if backend != BackendSGLang && backend != BackendOpenAI {
 		return nil, fmt.Errorf("%w: backend %q (want sglang or openai)", ErrBadWorkload, backend)
 	}
-	if dataset != DatasetRandomID && dataset != DatasetPrompts {
-		return nil, fmt.Errorf("%w: dataset %q (want random-ids or prompts)", ErrBadWorkload, dataset)
-	}
-	if dataset == DatasetPrompts && len(prompts) == 0 {
-		return nil, fmt.Errorf("%w: dataset prompts without prompts", ErrBadWorkload)
-	}
-	vocab := w.VocabSize
-	if vocab <= 1 {
-		vocab = DefaultVocabSize
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-	arrivals := rand.New(rand.NewPCG(seed, 0x5851f42d4c957f2d))
-	out := make([]request, n)
+	arrivals := newRNG(seed, 0x5851f42d4c957f2d)
+	out := make([]request, len(prompts))
 	var at time.Duration
 	var buf bytes.Buffer
 	for i := range out {
+		p := &prompts[i]
 		r := &out[i]
 		r.index = i
 		r.openai = backend == BackendOpenAI
@@ -134,28 +125,41 @@ func buildRequests(w events.Workload, model string, prompts []string, n int, see
 		if r.openai {
 			r.path = "/v1/completions"
 		}
-		var ids []int
-		var text string
-		if dataset == DatasetRandomID {
-			r.inputLen = drawLen(rng, w.RandomInputLen, w.RandomRangeRatio)
-			ids = make([]int, r.inputLen)
-			for j := range ids {
-				ids[j] = 1 + rng.IntN(vocab-1)
-			}
-		} else {
-			text = prompts[rng.IntN(len(prompts))]
-		}
-		r.outputLen = drawLen(rng, w.RandomOutputLen, w.RandomRangeRatio)
-		if warmup {
+		r.inputLen = len(p.InputIDs) // 0 for text: only the server knows
+		r.outputLen = max(p.OutputLen, 1)
+		switch {
+		case warmup:
 			r.outputLen = min(r.outputLen, warmupMaxTokens)
-		}
-		if w.RequestRate > 0 && !warmup {
+		case timed:
+			r.arrival = p.Arrival
+		case w.RequestRate > 0:
 			at += time.Duration(arrivals.ExpFloat64() / w.RequestRate * float64(time.Second))
 			r.arrival = at
 		}
 		buf.Reset()
-		writeBody(&buf, r, w.IgnoreEOS, model, ids, text)
+		writeBody(&buf, r, w.IgnoreEOS, model, p.InputIDs, p.Text)
 		r.body = append([]byte(nil), buf.Bytes()...)
+	}
+	return out, nil
+}
+
+// warmupPrompts are n prompts that touch the measured requests' code paths
+// without warming the server's prefix cache for them: random ids of the
+// measured prompts' lengths (a shared prefix or a trace's blocks stay cold),
+// or, for a text dataset, other draws from it.
+func warmupPrompts(ds Dataset, measured []Prompt, n int, seed uint64, vocab int) ([]Prompt, error) {
+	if n <= 0 || len(measured) == 0 {
+		return nil, nil
+	}
+	if measured[0].InputIDs == nil {
+		return ds.Prompts(n, seed)
+	}
+	rng := newRNG(seed, 0x510e527fade682d1)
+	out := make([]Prompt, n)
+	for i := range out {
+		ids := make([]int, len(measured[i%len(measured)].InputIDs))
+		randomIDs(rng, ids, vocab)
+		out[i] = Prompt{InputIDs: ids, OutputLen: measured[i%len(measured)].OutputLen}
 	}
 	return out, nil
 }

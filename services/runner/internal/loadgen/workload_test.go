@@ -34,12 +34,22 @@ func TestBuildRequests_seeded_and_in_range(t *testing.T) {
 	t.Parallel()
 	w := events.Workload{Backend: "sglang", Dataset: "random-ids", RandomInputLen: 100, RandomOutputLen: 40,
 		RandomRangeRatio: 0.5, VocabSize: 1000, IgnoreEOS: true, RequestRate: 10}
-	a, err := buildRequests(w, "m", nil, 50, 7, false)
-	if err != nil {
-		t.Fatal(err)
+	build := func(seed uint64) []request {
+		ds, err := OpenDataset(w, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := ds.Prompts(50, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs, err := buildRequests(w, "m", ps, ds.Timed(), seed, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reqs
 	}
-	b, _ := buildRequests(w, "m", nil, 50, 7, false)
-	c, _ := buildRequests(w, "m", nil, 50, 8, false)
+	a, b, c := build(7), build(7), build(8)
 	same := true
 	for i := range a {
 		if string(a[i].body) != string(b[i].body) || a[i].arrival != b[i].arrival {
@@ -79,7 +89,12 @@ func TestBuildRequests_seeded_and_in_range(t *testing.T) {
 func TestBuildRequests_openai_prompts(t *testing.T) {
 	t.Parallel()
 	w := events.Workload{Backend: "openai", Dataset: "prompts", RandomOutputLen: 8, RandomRangeRatio: 1}
-	reqs, err := buildRequests(w, "llama", []string{`say "hi"`, "b"}, 3, 1, true)
+	ds, err := OpenDataset(w, []string{`say "hi"`, "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := ds.Prompts(3, 1)
+	reqs, err := buildRequests(w, "llama", ps, false, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +113,7 @@ func TestBuildRequests_openai_prompts(t *testing.T) {
 	if reqs[0].path != "/v1/completions" || body.Model != "llama" || body.Prompt == "" || body.MaxTokens != 8 || !body.Stream || !body.StreamOptions.IncludeUsage {
 		t.Fatalf("body = %+v path %s", body, reqs[0].path)
 	}
-	if _, err := buildRequests(events.Workload{Backend: "trt"}, "", nil, 1, 1, false); err == nil {
+	if _, err := buildRequests(events.Workload{Backend: "trt"}, "", ps, false, 1, false); err == nil {
 		t.Fatal("unknown backend accepted")
 	}
 }
