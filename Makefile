@@ -38,8 +38,11 @@ build-nvml: ## build bin/sgtune with go-nvml (cgo; for GPU hosts)
 	CGO_ENABLED=1 $(GO) build -tags nvml -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
 
 run: build ## run a whole simulated study on the embedded NATS (about a minute)
+	@# A fresh demo every time: its own data dir is removed (no --no-load, which
+	@# says what it deletes from a store that may hold other studies).
+	rm -rf .sgtune/quickstart
 	$(BIN)/sgtune up --sim --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
-		--data-dir .sgtune/quickstart --output results.json --no-load
+		--data-dir .sgtune/quickstart --output results.json
 
 test: test-deps ## run every test of every module
 	$(GO) test $(TESTFLAGS) $(PKGS)

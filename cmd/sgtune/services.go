@@ -47,7 +47,8 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	studyName := fs.String("study-name", "", "study name override")
 	fs.IntVar(&cfg.NTrials, "n-trials", cfg.NTrials, "budget of benchmarked trials (0: the spec's)")
 	fs.StringVar(&cfg.Algorithm, "sampler", cfg.Algorithm, "algorithm override: motpe, nsga2, random")
-	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it")
+	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it (deletes its stored trials)")
+	fs.BoolVar(&cfg.AllowSpecChange, "allow-spec-change", cfg.AllowSpecChange, "resume a study whose spec changed additively (parameters gaining values)")
 	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use (seed rule; 0: the spec's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -70,7 +71,13 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	if err := cfg.Spec.Validate(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	return sampler.Run(ctx, cfg, logger)
+	if err := sampler.Run(ctx, cfg, logger); err != nil {
+		if errors.Is(err, sampler.ErrSpecChanged) || errors.Is(err, sampler.ErrStudyOwned) {
+			return &exitError{code: 2, err: err}
+		}
+		return err
+	}
+	return nil
 }
 
 // cmdValidator runs the validator alone.

@@ -41,6 +41,7 @@ type upOptions struct {
 	natsURL      string
 	dataDir      string
 	noLoad       bool
+	allowChange  bool
 	backend      string
 	benchmarkCmd string
 	runners      int
@@ -76,7 +77,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&o.sim, "sim", false, "launch sglang-sim (sgtune sim) instead of SGLang")
 	fs.StringVar(&o.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
 	fs.StringVar(&o.dataDir, "data-dir", "./.sgtune", "embedded NATS store and trial logs")
-	fs.BoolVar(&o.noLoad, "no-load", false, "start the study fresh instead of resuming it")
+	fs.BoolVar(&o.noLoad, "no-load", false, "start the study fresh instead of resuming it (deletes its stored trials, and says how many)")
+	fs.BoolVar(&o.allowChange, "allow-spec-change", false, "resume a study whose spec changed additively (parameters gaining values); other changes are refused")
 	fs.StringVar(&o.backend, "backend", runner.BackendSGLang, "trial backend: sglang (launch a server and benchmark it) or exec (run --benchmark-cmd)")
 	fs.StringVar(&o.benchmarkCmd, "benchmark-cmd", "", "exec backend: the command run per trial (split on spaces; quotes group)")
 	fs.IntVar(&o.runners, "runners", 1, "runners to start in this process (each one simulated host)")
@@ -174,6 +176,31 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{}); err != nil {
 		return err
 	}
+	// One study, many processes: refuse a resume with another spec, say what
+	// --no-load deletes, and join a study another process is running.
+	stored, err := sampler.Inspect(ctx, js, spec)
+	if err != nil {
+		return err
+	}
+	if err := stored.Check(o.noLoad, o.allowChange); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if p, b, r := stored.Trials(); o.noLoad && stored.Exists {
+		fmt.Fprintf(stderr, "sgtune up: --no-load: deleting the stored study %q: %d trials (%d benchmarked, %d rejected)\n", spec.StudyName, p, b, r)
+	}
+	joining := stored.Owner != nil
+	liveReporters := 0
+	if joining {
+		if liveReporters, err = reporter.LiveReporters(ctx, js); err != nil {
+			return err
+		}
+		also := "and a reporter"
+		if liveReporters > 0 {
+			also = "(its reporter is live)"
+		}
+		say(stderr, o.quiet, "sgtune up: study %q is running in another process (%s on %s): joining it with %d runner(s) %s; this process ends when the study completes",
+			spec.StudyName, stored.Owner.Instance, stored.Owner.Host, o.runners, also)
+	}
 
 	if o.httpAddr != "" {
 		url, err := servePage(ctx, o.httpAddr, reporter.PageHandler(js, spec.StudyName))
@@ -199,7 +226,14 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	rcfg := reporter.Config{NATS: conn, Output: o.output, Quiet: true}
 	rcfg.NATS.Name = "sgtune-reporter"
-	g.Go(func() error { return reporter.Run(gctx, rcfg, logger) })
+	if liveReporters > 0 {
+		// Joining: start a reporter only once none is live (its process ended).
+		g.Go(func() error {
+			return reporterWhenNoneLive(gctx, js, func() error { return reporter.Run(gctx, rcfg, logger) })
+		})
+	} else {
+		g.Go(func() error { return reporter.Run(gctx, rcfg, logger) })
+	}
 
 	// Without NVML, --device-num (or the spec's device_num) is a simulated
 	// inventory per runner; with real SGLang, check it can be imported before
@@ -241,7 +275,16 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		g.Go(func() error { return runner.Run(gctx, cfg, logger) })
 	}
 
-	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad}
+	// Joining, the sampler stands by: it takes the study over only if its
+	// owner's lease expires, and returns when the owner completes it.
+	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad, AllowSpecChange: o.allowChange}
+	if !joining {
+		// Started at the same moment as another process: the sampler finds out.
+		scfg.OnStandby = func(owner events.Lease) {
+			say(stderr, o.quiet, "sgtune up: study %q is running in another process (%s on %s): joining it with %d runner(s); this process ends when the study completes",
+				spec.StudyName, owner.Instance, owner.Host, o.runners)
+		}
+	}
 	scfg.NATS.Name = "sgtune-sampler"
 	studyDone := make(chan error, 1)
 	g.Go(func() error {
@@ -381,6 +424,22 @@ func watchFailures(ctx context.Context, js jetstream.JetStream, studyName string
 		}
 		return nil
 	}, func() { live = true })
+}
+
+// reporterWhenNoneLive runs run once no reporter is live, polling every 5 s.
+func reporterWhenNoneLive(ctx context.Context, js jetstream.JetStream, run func() error) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if n, err := reporter.LiveReporters(ctx, js); err == nil && n == 0 {
+			return run()
+		}
+	}
 }
 
 // loadSpec reads the spec file (or the defaults) and applies the flags' overrides.

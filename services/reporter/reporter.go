@@ -51,6 +51,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return err
 	}
 	logger = logger.With().Str("service", "reporter").Logger()
+	err := run(ctx, cfg, logger)
+	if err != nil && ctx.Err() != nil {
+		return nil // stopped while starting: a clean shutdown
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	nc, js, err := natsx.Connect(ctx, cfg.NATS, logger)
 	if err != nil {
 		return err
@@ -72,6 +80,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		sink = resultsfile.Writer{Path: cfg.Output}
 	}
 	svc := app.NewService(natsio.NewStudies(js), natsio.NewHistory(js, logger), store, sink, logger)
+	presence, stopPresence := context.WithCancel(ctx)
+	presenceDone := make(chan struct{})
+	go func() { defer close(presenceDone); natsio.Announce(presence, js, natsx.Instance(), logger) }()
+	defer func() { stopPresence(); <-presenceDone }()
 	logger.Info().Str("stream", events.StreamOutcomes).Str("durable", events.DurableReporter).Str("output", cfg.Output).
 		Msg("reporter consuming outcomes")
 	err = natsx.Consume(ctx, js, cons, natsx.ConsumeOptions{
@@ -195,4 +207,9 @@ func PageHandler(js jetstream.JetStream, study string) http.Handler {
 		_, _ = w.Write(b)
 	})
 	return mux
+}
+
+// LiveReporters counts the reporters running now (their presence leases).
+func LiveReporters(ctx context.Context, js jetstream.JetStream) (int, error) {
+	return natsio.LiveReporters(ctx, js)
 }

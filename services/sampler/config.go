@@ -47,6 +47,10 @@ type Config struct {
 	// differences of the space, objectives, constraints, rules, workload or
 	// model are refused either way (SGTUNE_ALLOW_SPEC_CHANGE).
 	AllowSpecChange bool
+	// OnStandby, when set, is called once if another live sampler owns the
+	// study: this one stands by until the study completes (Run returns nil)
+	// or the owner's lease expires (it takes the study over).
+	OnStandby func(owner events.Lease)
 	// MaxInFlight caps the trials proposed without an outcome. 0 (default)
 	// follows the fleet: the sum of the Slots of the live runners in the
 	// sgtune_fleet bucket, at least 1; while no runner is alive nothing is

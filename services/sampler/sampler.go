@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 			return fmt.Errorf("sampler: %w", err)
 		}
 	}
-	own, octx, err := bus.Own(ctx, natsio.OwnOptions{Logger: log})
+	own, octx, err := bus.Own(ctx, natsio.OwnOptions{Logger: log, OnStandby: cfg.OnStandby})
 	switch {
 	case errors.Is(err, natsio.ErrCompletedElsewhere):
 		log.Info().Msg("the study was completed by its owner")

@@ -49,6 +49,9 @@ type History interface {
 	// returns once it has delivered all that were stored when it started.
 	// Messages that do not decode are skipped.
 	Replay(ctx context.Context, study string, fn func(front.Outcome) error) error
+	// Between calls fn with every outcome of study stored after stream
+	// sequence after and before sequence before, oldest first (Outcome.Seq set).
+	Between(ctx context.Context, study string, after, before uint64, fn func(front.Outcome) error) error
 }
 
 // FrontStore stores front documents by key, updating them with a closure.
@@ -82,6 +85,9 @@ type Service struct {
 type session struct {
 	report      *front.Report
 	fileWritten bool
+	// seq is the highest stream sequence of the study's outcomes folded: the
+	// report holds every outcome of the study stored up to it.
+	seq uint64
 }
 
 // NewService wires the use case. sink may be nil (no results file); the
@@ -99,8 +105,14 @@ func NewService(studies Studies, history History, store FrontStore, sink Results
 // acked; a redelivered outcome folds to no change and rewrites nothing new.
 // The first outcome of a study seen by this process, or the first after the
 // study was restarted fresh, rebuilds the report by replaying the study's
-// outcomes. Errors: ErrStudyNotFound (retry), ErrBadSpec or front.ErrBadOutcome
-// (permanent), anything else transient.
+// outcomes. Before folding an outcome at stream sequence o.Seq the report
+// catches up with every outcome of the study stored before it (those other
+// reporters took from the shared consumer), so the front written is always
+// the non-dominated set of a whole prefix of the study's record, and a front
+// of a shorter prefix never overwrites a longer one: with any number of
+// reporters the stored front ends as that of every outcome. Errors:
+// ErrStudyNotFound (retry), ErrBadSpec or front.ErrBadOutcome (permanent),
+// anything else transient.
 func (s *Service) HandleOutcome(ctx context.Context, o front.Outcome) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,7 +125,22 @@ func (s *Service) HandleOutcome(ctx context.Context, o front.Outcome) error {
 	if err != nil {
 		return err
 	}
-	changed, err := sess.report.Fold(o)
+	changed := false
+	if o.Seq > sess.seq+1 {
+		err := s.history.Between(ctx, o.Study, sess.seq, o.Seq, func(prev front.Outcome) error {
+			c, ferr := sess.report.Fold(prev)
+			if ferr != nil {
+				log.Warn().Err(ferr).Int("stored_trial", prev.Trial).Msg("stored outcome skipped")
+			}
+			changed = changed || c
+			sess.seq = max(sess.seq, prev.Seq)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("catch up with the outcomes of %s before %d: %w", o.Study, o.Seq, err)
+		}
+	}
+	c, err := sess.report.Fold(o)
 	switch {
 	case errors.Is(err, front.ErrConflict):
 		// The stream holds one outcome per trial subject; keep the first.
@@ -121,6 +148,8 @@ func (s *Service) HandleOutcome(ctx context.Context, o front.Outcome) error {
 	case err != nil:
 		return fmt.Errorf("fold trial %d: %w", o.Trial, err)
 	}
+	changed = changed || c
+	sess.seq = max(sess.seq, o.Seq)
 	doc := sess.report.Front()
 	wrote, err := s.storeFront(ctx, doc)
 	if err != nil {
@@ -154,12 +183,12 @@ func (s *Service) session(ctx context.Context, name string, info StudyInfo, log 
 		log.Info().Time("started_at", info.StartedAt).Time("was_started_at", sess.report.StartedAt()).
 			Msg("study restarted fresh: report reset")
 	}
-	r, err := Rebuild(ctx, s.history, name, info, s.logger.With().Str("study", name).Logger())
+	r, seq, err := rebuild(ctx, s.history, name, info, s.logger.With().Str("study", name).Logger())
 	if err != nil {
 		return nil, err
 	}
 	log.Info().Int("outcomes", r.Len()).Msg("report rebuilt from the outcomes stream")
-	sess := &session{report: r}
+	sess := &session{report: r, seq: seq}
 	s.reports[name] = sess
 	return sess, nil
 }
@@ -168,17 +197,25 @@ func (s *Service) session(ctx context.Context, name string, info StudyInfo, log 
 // cannot be folded (conflicts, bad states) are logged (log should carry the
 // study; each line adds the trial) and skipped.
 func Rebuild(ctx context.Context, history History, name string, info StudyInfo, log zerolog.Logger) (*front.Report, error) {
+	r, _, err := rebuild(ctx, history, name, info, log)
+	return r, err
+}
+
+// rebuild is Rebuild that also returns the highest stream sequence folded.
+func rebuild(ctx context.Context, history History, name string, info StudyInfo, log zerolog.Logger) (*front.Report, uint64, error) {
 	r := front.NewReport(name, info.Spec, info.StartedAt)
+	var seq uint64
 	err := history.Replay(ctx, name, func(o front.Outcome) error {
+		seq = max(seq, o.Seq)
 		if _, err := r.Fold(o); err != nil {
 			log.Warn().Err(err).Int("trial", o.Trial).Msg("stored outcome skipped")
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("replay outcomes of %s: %w", name, err)
+		return nil, 0, fmt.Errorf("replay outcomes of %s: %w", name, err)
 	}
-	return r, nil
+	return r, seq, nil
 }
 
 // storeFront writes front.<study>, then front. The latter holds the most
@@ -188,7 +225,7 @@ func Rebuild(ctx context.Context, history History, name string, info StudyInfo, 
 func (s *Service) storeFront(ctx context.Context, doc front.FrontDoc) (wrote bool, err error) {
 	err = s.store.Update(ctx, events.FrontKey(doc.StudyName), func(cur *front.FrontDoc) error {
 		wrote = false
-		if front.SameFront(*cur, doc) {
+		if front.SameFront(*cur, doc) || covers(*cur, doc) {
 			return ErrNoChange
 		}
 		*cur = doc
@@ -205,6 +242,9 @@ func (s *Service) storeFront(ctx context.Context, doc front.FrontDoc) (wrote boo
 		if cur.StudyName != "" && cur.StudyName != doc.StudyName && cur.UpdatedAt.After(doc.UpdatedAt) {
 			return ErrNoChange
 		}
+		if covers(*cur, doc) {
+			return ErrNoChange
+		}
 		*cur = doc
 		return nil
 	})
@@ -212,6 +252,14 @@ func (s *Service) storeFront(ctx context.Context, doc front.FrontDoc) (wrote boo
 		return wrote, fmt.Errorf("store %s: %w", events.KeyFront, err)
 	}
 	return wrote, nil
+}
+
+// covers reports whether the stored front cur was built from more of the
+// same study run's record than doc (another reporter got further): doc
+// would take it back. Both are fronts of prefixes of one record, so the
+// outcome count orders them.
+func covers(cur, doc front.FrontDoc) bool {
+	return cur.StudyName == doc.StudyName && cur.StartedAt.Equal(doc.StartedAt) && cur.Counts.Outcomes > doc.Counts.Outcomes
 }
 
 func (s *Service) touch(name string) {

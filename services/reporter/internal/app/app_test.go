@@ -49,6 +49,17 @@ func (f *fakeHistory) Replay(_ context.Context, name string, fn func(front.Outco
 	return nil
 }
 
+func (f *fakeHistory) Between(_ context.Context, name string, after, before uint64, fn func(front.Outcome) error) error {
+	for _, o := range f.stored[name] {
+		if o.Seq > after && o.Seq < before {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // recordingSink records results writes.
 type recordingSink struct{ writes []front.ResultsDoc }
 

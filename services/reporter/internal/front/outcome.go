@@ -13,6 +13,9 @@ const (
 // runner or a rejection (REJECTED) from the validator. The adapter maps the
 // wire events to it.
 type Outcome struct {
+	// Seq is the outcome's position in the outcomes stream (0 when unknown).
+	// It orders a study's record; Fold ignores it.
+	Seq   uint64
 	Study string
 	Trial int
 	// State is StateComplete, StateFailed or StateRejected.

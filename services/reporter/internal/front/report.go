@@ -96,6 +96,7 @@ func (r *Report) Fold(o Outcome) (changed bool, err error) {
 // and makes empty maps and slices nil, so equal outcomes compare equal however
 // they were decoded.
 func sanitize(o Outcome) Outcome {
+	o.Seq = 0
 	o.Params = nilIfEmpty(o.Params)
 	o.Metrics = nilIfEmpty(o.Metrics)
 	o.Units = nilIfEmpty(o.Units)

@@ -134,6 +134,7 @@ func (h *Handler) Handle(ctx context.Context, data []byte, meta natsx.Meta) erro
 	if err != nil {
 		return natsx.Permanent(err)
 	}
+	o.Seq = meta.StreamSeq
 	if meta.Subject != "" && meta.Subject != events.OutcomeSubject(o.Study, o.Trial) {
 		return natsx.Permanent(fmt.Errorf("%w: outcome of %s trial %d on subject %s", events.ErrMalformed, o.Study, o.Trial, meta.Subject))
 	}
@@ -212,8 +213,45 @@ func (h *History) Replay(ctx context.Context, name string, fn func(front.Outcome
 				Msg("undecodable outcome skipped during replay")
 			return nil
 		}
+		o.Seq = meta.StreamSeq
 		return fn(o)
 	})
+}
+
+// Between implements app.History with direct gets of the next message on
+// the study's outcome subjects: one round trip per outcome, and one for a
+// reporter that already has everything (the get then returns the message at
+// before, or nothing).
+func (h *History) Between(ctx context.Context, name string, after, before uint64, fn func(front.Outcome) error) error {
+	s, err := h.js.Stream(ctx, events.StreamOutcomes)
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", events.StreamOutcomes, err)
+	}
+	filter := events.OutcomesOfStudy(name)
+	for seq := after + 1; seq < before; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read outcome of %s after %d: %w", name, seq-1, err)
+		}
+		if m.Sequence >= before {
+			return nil
+		}
+		seq = m.Sequence + 1
+		o, err := DecodeOutcome(m.Data)
+		if err != nil {
+			h.logger.Debug().Err(err).Str("study", name).Str("subject", m.Subject).Uint64("stream_seq", m.Sequence).
+				Msg("undecodable outcome skipped during catch-up")
+			continue
+		}
+		o.Seq = m.Sequence
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FrontStore keeps front documents in the pareto bucket, as compact one-line
