@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/sgtune/sgtune/pkg/natsx"
 
@@ -28,10 +29,11 @@ func cmdReporter(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	logger, err := common.start(ctx)
+	logger, reg, err := common.start(ctx)
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = reg
 	return reporter.Run(ctx, cfg, logger)
 }
 
@@ -53,10 +55,11 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	logger, err := common.start(ctx)
+	logger, reg, err := common.start(ctx)
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = reg
 	if *specFile != "" {
 		if cfg.Spec, err = study.LoadFile(*specFile); err != nil {
 			return &exitError{code: 2, err: err}
@@ -91,10 +94,11 @@ func cmdValidator(ctx context.Context, args []string, getenv func(string) string
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	logger, err := common.start(ctx)
+	logger, reg, err := common.start(ctx)
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = reg
 	return validator.Run(ctx, cfg, logger)
 }
 
@@ -118,10 +122,11 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	logger, err := common.start(ctx)
+	logger, reg, err := common.start(ctx)
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = reg
 	if *benchCmd != "" {
 		if cfg.BenchmarkCmd, err = splitArgs(*benchCmd); err != nil {
 			return usageError("--benchmark-cmd: %v", err)
@@ -168,12 +173,13 @@ func newServiceFlags(name string, stderr io.Writer, getenv func(string) string, 
 	}
 }
 
-// start serves the health endpoint (after flags are parsed) and returns the logger.
-func (f *serviceFlags) start(ctx context.Context) (zerolog.Logger, error) {
-	h, err := startHealth(ctx, *f.healthAddr)
+// start serves the health endpoint (after flags are parsed) and returns the
+// logger and the service's own metrics registry, served at /metrics there.
+func (f *serviceFlags) start(ctx context.Context) (zerolog.Logger, prometheus.Registerer, error) {
+	h, reg, err := startHealth(ctx, *f.healthAddr)
 	if err != nil {
-		return zerolog.Logger{}, err
+		return zerolog.Logger{}, nil, err
 	}
 	f.conn.Health = h
-	return newLogger(f.stderr, *f.logLevel), nil
+	return newLogger(f.stderr, *f.logLevel), reg, nil
 }

@@ -56,6 +56,7 @@ type upOptions struct {
 	verbose      bool
 	quiet        bool
 	httpAddr     string
+	healthAddr   string
 	syncAlways   bool
 	// storage is the seed's --storage URL: sgtune keeps studies in JetStream,
 	// so it is only answered with where the study is and how to export it.
@@ -97,11 +98,13 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&o.syncAlways, "sync", true, "embedded NATS: fsync every write before acknowledging it (false: faster, survives process kills but not a power loss)")
 	fs.StringVar(&o.httpAddr, "http", "", "serve the live page (front, hypervolume, GPU timeline, failures) on `ADDR` while the study runs (e.g. 127.0.0.1:8080)")
+	healthAddr := healthFlag(fs, getenv)
 	fs.StringVar(&o.storage, "storage", "", "the seed's Optuna storage `URL`: not used (sgtune keeps studies in JetStream, --data-dir); see sgtune export --format optuna-journal")
-	fs.IntVar(&o.maxFailStreak, "max-consecutive-failures", 5, "stop (exit 1) when this many benchmarked trials in a row fail the same way: a broken benchmark or server command (0: never)")
+	fs.IntVar(&o.maxFailStreak, "max-consecutive-failures", 5, "stop (exit 1) when this many benchmarked trials in a row fail the same way as SGLang's defaults (trial 0) did: a broken benchmark or server command, or host (0: never)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	o.healthAddr = *healthAddr
 	if fs.NArg() > 0 {
 		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -166,6 +169,15 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	say(stderr, o.quiet, "sgtune up: study %q, %d trials, NATS %s, data %s", spec.StudyName, spec.NTrials, conn.URL, o.dataDir)
 
+	// Every service of this process gets its own registry; /metrics (on
+	// --health-addr and on the --http page) gathers them all.
+	health := natsx.NewHealth()
+	conn.Health = health
+	metricsOf := newUpMetrics()
+	if err := serveHealth(ctx, o.healthAddr, health, metricsOf.gatherers()); err != nil {
+		return err
+	}
+
 	client := conn
 	client.Name = "sgtune-up"
 	nc, js, err := natsx.Connect(ctx, client, logger)
@@ -203,7 +215,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	if o.httpAddr != "" {
-		url, err := servePage(ctx, o.httpAddr, reporter.PageHandler(js, spec.StudyName))
+		url, err := servePage(ctx, o.httpAddr, withMetrics(reporter.PageHandler(js, spec.StudyName), metricsOf.gatherers()))
 		if err != nil {
 			return err
 		}
@@ -219,12 +231,12 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer stopServices()
 	g, gctx := errgroup.WithContext(svcCtx)
 
-	vcfg := validator.Config{NATS: conn}
+	vcfg := validator.Config{NATS: conn, Metrics: metricsOf.service()}
 	vcfg.NATS.Name = ""
 	vcfg = vcfg.Defaults()
 	g.Go(func() error { return validator.Run(gctx, vcfg, logger) })
 
-	rcfg := reporter.Config{NATS: conn, Output: o.output, Quiet: true}
+	rcfg := reporter.Config{NATS: conn, Output: o.output, Quiet: true, Metrics: metricsOf.service()}
 	rcfg.NATS.Name = "sgtune-reporter"
 	if liveReporters > 0 {
 		// Joining: start a reporter only once none is live (its process ended).
@@ -261,6 +273,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 			GPUModel:     o.gpuModel,
 			SimTimeScale: o.simScale,
 			LogDir:       filepath.Join(o.dataDir, "logs"),
+			Metrics:      metricsOf.service(),
 		}
 		cfg.GPUs = simulatedGPUs
 		cfg.ServerCommand = spec.Model.ServerCommand
@@ -277,7 +290,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// Joining, the sampler stands by: it takes the study over only if its
 	// owner's lease expires, and returns when the owner completes it.
-	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad, AllowSpecChange: o.allowChange}
+	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad, AllowSpecChange: o.allowChange, Metrics: metricsOf.service()}
 	if !joining {
 		// Started at the same moment as another process: the sampler finds out.
 		scfg.OnStandby = func(owner events.Lease) {
@@ -297,7 +310,11 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	failing := make(chan string, 1)
 	if o.maxFailStreak > 0 {
-		g.Go(func() error { watchFailures(gctx, js, spec.StudyName, o.maxFailStreak, failing); return nil })
+		needBaseline := spec.Sampler.BaselineEnabled()
+		g.Go(func() error {
+			watchFailures(gctx, js, spec.StudyName, o.maxFailStreak, needBaseline, failing)
+			return nil
+		})
 	}
 
 	// The study is complete when the sampler returns; then wait for the reporter to
@@ -404,21 +421,22 @@ func checkSetInts(fs *flag.FlagSet, names ...string) error {
 	return err
 }
 
-// watchFailures follows the study's outcomes from now on and reports on
-// failing (once) when maxStreak benchmarked trials in a row failed the same way.
-func watchFailures(ctx context.Context, js jetstream.JetStream, studyName string, maxStreak int, failing chan<- string) {
-	streak := failureStreak{limit: maxStreak}
+// watchFailures follows the study's outcomes and reports on failing (once)
+// when the failure streak says the study should stop (see failureStreak).
+// Outcomes stored before this run only tell the baseline's fate.
+func watchFailures(ctx context.Context, js jetstream.JetStream, studyName string, maxStreak int, needBaseline bool, failing chan<- string) {
+	streak := failureStreak{limit: maxStreak, needBaseline: needBaseline}
 	live := false
 	reported := false
 	_ = natsx.Tail(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy(studyName), func(data []byte, _ natsx.Meta) error {
-		if !live || reported {
-			return nil // an earlier run's outcomes: this run starts its own count
+		if reported {
+			return nil
 		}
 		var r events.TrialResult
 		if err := json.Unmarshal(data, &r); err != nil || r.Type != events.TypeTrialResult {
 			return nil // rejections are not benchmarks
 		}
-		if streak.observe(r.State == events.StateComplete, r.FailureClass, r.Reason) {
+		if streak.observe(r.Trial, r.State == events.StateComplete, r.FailureClass, r.Reason, live) {
 			reported = true
 			failing <- streak.reason()
 		}

@@ -24,11 +24,14 @@ type RunnerStatus struct {
 	Backend string `json:"backend"`
 	GPUs    []GPU  `json:"gpus"`
 	// Slots is how many trials the runner may run at once; Busy how many it runs now.
-	Slots     int       `json:"slots"`
-	Busy      int       `json:"busy"`
-	FreeGPUs  []int     `json:"free_gpus"`
-	StartedAt time.Time `json:"started_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Slots    int   `json:"slots"`
+	Busy     int   `json:"busy"`
+	FreeGPUs []int `json:"free_gpus"`
+	// Quarantined lists the GPU indices the runner will not use (memory not
+	// released after a trial, NVML errors); they are not in FreeGPUs.
+	Quarantined []int     `json:"quarantined,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // StudyStatus values.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/reporter/internal/resultsfile"
 )
@@ -30,6 +31,11 @@ type Config struct {
 	Quiet bool
 	// Stdout receives the console summary; nil means os.Stdout.
 	Stdout io.Writer
+	// Metrics, when set, receives the reporter's Prometheus metrics (see
+	// metrics.go: trials by state and class, rejections by rule, front size,
+	// hypervolume, outcome-to-front lag); nil collects none. Pass the
+	// service's own registry, never the global default.
+	Metrics prometheus.Registerer
 }
 
 // LoadConfig reads the configuration from the environment:

@@ -84,6 +84,10 @@ func run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	presenceDone := make(chan struct{})
 	go func() { defer close(presenceDone); natsio.Announce(presence, js, natsx.Instance(), logger) }()
 	defer func() { stopPresence(); <-presenceDone }()
+	if cfg.Metrics != nil {
+		m := newMetrics(cfg.Metrics)
+		svc.OnFrontStored(func(doc front.FrontDoc, o front.Outcome) { m.frontStored(doc, o.OccurredAt, time.Now()) })
+	}
 	logger.Info().Str("stream", events.StreamOutcomes).Str("durable", events.DurableReporter).Str("output", cfg.Output).
 		Msg("reporter consuming outcomes")
 	err = natsx.Consume(ctx, js, cons, natsx.ConsumeOptions{

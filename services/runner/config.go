@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/runner/internal/gpu"
 )
@@ -88,6 +89,10 @@ type Config struct {
 	// HeartbeatEvery is how often the fleet entry is refreshed
 	// (SGTUNE_HEARTBEAT_EVERY, default 5s).
 	HeartbeatEvery time.Duration
+	// Metrics, when set, receives the runner's Prometheus metrics (see
+	// metrics.go: GPUs busy and quarantined, trials running, queue depth per
+	// GPU class); nil collects none. Pass the service's own registry.
+	Metrics prometheus.Registerer
 }
 
 // Defaults.

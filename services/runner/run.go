@@ -68,6 +68,11 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err := adapter.EnsureConsumers(ctx); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(newCollector(cfg.RunnerID, adapter.Status, js, classesUpTo(len(inv.GPUs())))); err != nil {
+			return fmt.Errorf("runner: register metrics: %w", err)
+		}
+	}
 	if err := adapter.Register(ctx); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}

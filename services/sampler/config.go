@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/pkg/study"
@@ -59,6 +60,10 @@ type Config struct {
 	// FleetPoll is how often the fleet's capacity and the time budget are
 	// re-checked when no outcome arrives; default 2s.
 	FleetPoll time.Duration
+	// Metrics, when set, receives the sampler's Prometheus metrics (see
+	// metrics.go: proposal latency, proposals, trials in flight, the study's
+	// counters); nil collects none. Pass the service's own registry.
+	Metrics prometheus.Registerer
 }
 
 // withDefaults fills unset fields.

@@ -111,7 +111,11 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		p, b, r := stored.Trials()
 		log.Info().Int("proposed", p).Int("benchmarked", b).Int("rejected", r).Msg("purged the study's stored state (fresh start)")
 	}
-	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log}).run(octx)
+	var m *metrics
+	if cfg.Metrics != nil {
+		m = newMetrics(cfg.Metrics, spec.StudyName)
+	}
+	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log, metrics: m}).run(octx)
 	if cause := context.Cause(octx); errors.Is(cause, natsio.ErrOwnershipLost) && ctx.Err() == nil {
 		return fmt.Errorf("sampler: %w", cause)
 	}
@@ -153,6 +157,7 @@ type loop struct {
 	runners   int
 	synced    sampling.Counters // counters last written to the study's KV entry
 	wrote     bool
+	metrics   *metrics // nil: no metrics
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -308,7 +313,9 @@ func (l *loop) propose(ctx context.Context, now time.Time) error {
 	if room <= 0 {
 		return nil
 	}
+	began := time.Now()
 	props, err := l.st.Propose(room)
+	l.metrics.proposedBatch(len(props), time.Since(began))
 	if err != nil && !errors.Is(err, sampling.ErrSpaceExhausted) {
 		return fmt.Errorf("sampler: propose: %w", err)
 	}
@@ -344,6 +351,7 @@ func (l *loop) tell(o sampling.Outcome) {
 // failed write is logged: the entry is a view, rebuilt on the next write.
 func (l *loop) sync(ctx context.Context) {
 	c := l.st.Counters()
+	l.metrics.counters(c, l.st.NTrials())
 	if l.wrote && c == l.synced {
 		return
 	}

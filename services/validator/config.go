@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/validator/internal/natsio"
 )
@@ -38,6 +39,10 @@ type Config struct {
 	// after it the candidate is redelivered in 30 s, and after MaxDeliver (5)
 	// such rounds it is dead-lettered. Env SGTUNE_FLEET_WAIT (a Go duration).
 	FleetWait time.Duration
+	// Metrics, when set, receives the validator's Prometheus metrics (see
+	// metrics.go: validation latency by result); nil collects none. Pass the
+	// service's own registry.
+	Metrics prometheus.Registerer
 }
 
 // Defaults fills zero fields with their defaults.

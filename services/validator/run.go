@@ -56,6 +56,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Logger:     log,
 	})
 
+	handler := v.Handler()
+	if cfg.Metrics != nil {
+		handler = newMetrics(cfg.Metrics).timed(handler)
+	}
 	log.Info().Int("workers", cfg.Workers).Int("device_num_override", cfg.DeviceNum).Msg("validator started")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -69,7 +73,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 			// A candidate that can never be validated still gets an outcome,
 			// so the sampler does not wait for it.
 			OutcomeOnDeadLetter: true,
-		}, v.Handler())
+		}, handler)
 	})
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("validator: %w", err)

@@ -80,7 +80,15 @@ type Service struct {
 	mu      sync.Mutex
 	reports map[string]*session
 	order   []string // studies by last update, oldest first
+	// stored, when set, hears of every new outcome folded into a front that
+	// was then stored (metrics).
+	stored func(doc front.FrontDoc, o front.Outcome)
 }
+
+// OnFrontStored sets fn to be called, under the service's lock, after an
+// outcome that changed its study's report was folded and the front stored.
+// Call it before the first HandleOutcome.
+func (s *Service) OnFrontStored(fn func(doc front.FrontDoc, o front.Outcome)) { s.stored = fn }
 
 type session struct {
 	report      *front.Report
@@ -156,6 +164,9 @@ func (s *Service) HandleOutcome(ctx context.Context, o front.Outcome) error {
 		return err
 	}
 	s.touch(o.Study)
+	if changed && s.stored != nil {
+		s.stored(doc, o)
+	}
 	if wrote {
 		log.Info().Str("state", o.State).Int("front_size", len(doc.ParetoFront)).Int("benchmarked", doc.NTrials).
 			Float64("hypervolume", doc.Hypervolume).Msg("front updated")
