@@ -119,7 +119,10 @@ func outcomes(t *testing.T, js jetstream.JetStream, study string) []events.Trial
 		}
 		out = append(out, r)
 	}
-	if n := int(info.State.Msgs); n != len(out) {
+	// The server counts messages and lists subjects at slightly different
+	// moments while runners publish, so one more subject than messages is a
+	// result recorded in between; more messages than subjects is a duplicate.
+	if n := int(info.State.Msgs); n > len(out) {
 		t.Fatalf("%d outcome messages on %d subjects: a trial was recorded twice", n, len(out))
 	}
 	return out
