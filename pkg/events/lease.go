@@ -56,7 +56,11 @@ type StopRequest struct {
 	Trial  int    `json:"trial"`
 	Reason string `json:"reason"`
 	// By names who asked (e.g. "sampler").
-	By          string    `json:"by,omitempty"`
+	By string `json:"by,omitempty"`
+	// EarlyStop marks the sampler's early stopping: the trial is recorded
+	// as StatePruned with what it measured before the stop, not as a
+	// failure.
+	EarlyStop   bool      `json:"early_stop,omitempty"`
 	RequestedAt time.Time `json:"requested_at"`
 }
 

@@ -109,6 +109,9 @@ const (
 	PhaseBenchmarking = "benchmarking"
 	PhaseStopping     = "stopping"
 	PhaseHeartbeat    = "heartbeat"
+	// PhaseMeasured reports part of the benchmark measured
+	// (TrialProgress.Measurement), for early stopping.
+	PhaseMeasured = "measured"
 )
 
 // TrialProgress reports a running trial's phase.
@@ -120,6 +123,8 @@ type TrialProgress struct {
 	Message string `json:"message,omitempty"`
 	// Elapsed is the time since the runner claimed the trial.
 	Elapsed Duration `json:"elapsed"`
+	// Measurement is what the trial has measured so far (PhaseMeasured).
+	Measurement *Measurement `json:"measurement,omitempty"`
 }
 
 // Trial result states.
@@ -127,6 +132,11 @@ const (
 	StateComplete = "COMPLETE"
 	StateFailed   = "FAILED"
 	StateRejected = "REJECTED"
+	// StatePruned is a trial stopped early because what it had measured
+	// showed it could not reach the front (sampler.early_stop): its Metrics
+	// are the estimates measured before the stop, it counts as a launch in
+	// the budget, and it is never a front member.
+	StatePruned = "PRUNED"
 )
 
 // Failure classes of a failed trial: results about the config, not infrastructure errors.
@@ -153,7 +163,7 @@ const (
 type TrialResult struct {
 	Envelope
 	Params Params `json:"params"`
-	// State is StateComplete or StateFailed.
+	// State is StateComplete, StateFailed or StatePruned.
 	State string `json:"state"`
 	// FailureClass is one of the Fail* constants when State is StateFailed.
 	FailureClass string `json:"failure_class,omitempty"`
@@ -183,6 +193,9 @@ type TrialResult struct {
 	// server counted them (0 where it reported none), in the order sent; for a
 	// ladder or capacity search, those of the headline level.
 	InputLens []int `json:"input_lens,omitempty"`
+	// GPUSeconds is the GPU time the trial held: its GPUs times the wall
+	// time from the launch to the server's stop (0 when nothing launched).
+	GPUSeconds float64 `json:"gpu_seconds,omitempty"`
 	// Runner and Host identify where it ran; GPUs lists the GPU indices it used.
 	Runner   string `json:"runner"`
 	Host     string `json:"host,omitempty"`

@@ -47,6 +47,7 @@ func Diff(stored, next Spec) []Change {
 	// Budget and sampler: a resume may change them (raise --n-trials to extend).
 	add("n_trials", stored.NTrials, next.NTrials, next.NTrials >= stored.NTrials, true)
 	add("time_budget", stored.TimeBudget, next.TimeBudget, stored.TimeBudget == 0 || (next.TimeBudget != 0 && next.TimeBudget >= stored.TimeBudget), true)
+	add("gpu_hours", stored.GPUHours, next.GPUHours, stored.GPUHours == 0 || (next.GPUHours != 0 && next.GPUHours >= stored.GPUHours), true)
 	add("sampler", stored.Sampler, next.Sampler, true, true)
 	// What a trial means: its candidates, how it is judged and measured.
 	out = append(out, diffSpace(stored.Space, next.Space)...)
@@ -55,6 +56,7 @@ func Diff(stored, next Spec) []Change {
 	add("constraints", stored.Constraints, next.Constraints, false, false)
 	add("rules", stored.Rules, next.Rules, false, false)
 	add("workload", stored.Workload, next.Workload, false, false)
+	add("workloads", stored.Workloads, next.Workloads, false, false)
 	add("model.path", stored.Model.Path, next.Model.Path, false, false)
 	add("model.static_args", stored.Model.StaticArgs, next.Model.StaticArgs, false, false)
 	add("model.preset", stored.Model.Preset, next.Model.Preset, false, false)

@@ -2,6 +2,7 @@ package study
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
@@ -18,6 +19,10 @@ type Spec struct {
 	DeviceNum int `yaml:"device_num" json:"device_num"`
 	// TimeBudget stops the study after this long (0: no limit).
 	TimeBudget events.Duration `yaml:"time_budget" json:"time_budget"`
+	// GPUHours stops the study once its trials have held this much GPU time
+	// (each trial's GPUs times its launch-to-stop wall time, pruned and
+	// failed trials included; 0: no limit).
+	GPUHours float64 `yaml:"gpu_hours" json:"gpu_hours,omitempty"`
 	// Model is the served model, its static flags and the server command.
 	Model Model `yaml:"model" json:"model"`
 	// Space is the search space: each parameter with its candidate values, in order.
@@ -134,6 +139,11 @@ type SamplerSpec struct {
 	PlateauMinImprovement float64 `yaml:"plateau_min_improvement" json:"plateau_min_improvement,omitempty"`
 	// Repeats reruns each front member this many times (0: never).
 	Repeats int `yaml:"repeats" json:"repeats,omitempty"`
+	// EarlyStop lets the sampler stop a running trial whose measurements so
+	// far show it cannot reach the front (its optimistic bound is dominated,
+	// or it already misses an SLO beyond noise): the trial is PRUNED, keeps
+	// what it measured and teaches the models. Default false.
+	EarlyStop bool `yaml:"early_stop" json:"early_stop,omitempty"`
 	// MaxInFlight caps the trials proposed without an outcome (0: as many as the
 	// live runners have slots). Fewer in flight means each proposal learns from
 	// more results (better fronts per trial), at the cost of idle GPUs.
@@ -223,6 +233,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.NTrials < 1 {
 		return fmt.Errorf("n_trials: must be at least 1, got %d", s.NTrials)
+	}
+	if !(s.GPUHours >= 0) || math.IsInf(s.GPUHours, 0) {
+		return fmt.Errorf("gpu_hours: must be a finite number of GPU-hours >= 0 (0: no limit), got %v", s.GPUHours)
 	}
 	if s.DeviceNum < 1 {
 		return fmt.Errorf("device_num: must be at least 1, got %d", s.DeviceNum)

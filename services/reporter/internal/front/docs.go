@@ -34,6 +34,9 @@ type FrontDoc struct {
 	Baseline *BaselineInfo `json:"baseline,omitempty"`
 	// Counts of outcomes by kind, failure class and rejection rule.
 	Counts Counts `json:"counts"`
+	// GPUHours is the GPU time the study's trials held, pruned and failed
+	// ones included (each trial's GPUs times its launch-to-stop wall time).
+	GPUHours float64 `json:"gpu_hours"`
 	// StartedAt is when the study (this run of it) started.
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// UpdatedAt is the time of the newest outcome folded in (not the wall
@@ -118,9 +121,11 @@ type BaselineInfo struct {
 type Counts struct {
 	// Outcomes = Benchmarked + Rejected.
 	Outcomes int `json:"outcomes"`
-	// Benchmarked = Completed + Failed.
+	// Benchmarked = Completed + Failed + Pruned.
 	Benchmarked int `json:"benchmarked"`
 	Completed   int `json:"completed"`
+	// Pruned trials were stopped early (sampler.early_stop).
+	Pruned int `json:"pruned"`
 	// Feasible completed trials met every SLO and have every objective; Infeasible did not.
 	Feasible   int `json:"feasible"`
 	Infeasible int `json:"infeasible"`
@@ -165,6 +170,7 @@ type TrialRecord struct {
 	Host          string    `json:"host,omitempty"`
 	GPUModel      string    `json:"gpu_model,omitempty"`
 	GPUs          []int     `json:"gpus,omitempty"`
+	GPUSeconds    float64   `json:"gpu_seconds,omitempty"`
 	Backend       string    `json:"backend,omitempty"`
 	StartedAt     time.Time `json:"started_at,omitzero"`
 	FinishedAt    time.Time `json:"finished_at,omitzero"`

@@ -7,6 +7,10 @@ const (
 	StateComplete = "COMPLETE"
 	StateFailed   = "FAILED"
 	StateRejected = "REJECTED"
+	// StatePruned: stopped early by the sampler (sampler.early_stop); its
+	// metrics are what it measured before the stop. It counts as a
+	// benchmarked trial and is never on the front.
+	StatePruned = "PRUNED"
 )
 
 // Outcome is the one outcome of a trial: a result (COMPLETE or FAILED) from a
@@ -18,7 +22,7 @@ type Outcome struct {
 	Seq   uint64
 	Study string
 	Trial int
-	// State is StateComplete, StateFailed or StateRejected.
+	// State is StateComplete, StateFailed, StatePruned or StateRejected.
 	State string
 	// OccurredAt is when the producer created the event.
 	OccurredAt time.Time
@@ -46,9 +50,11 @@ type Outcome struct {
 	Host          string
 	GPUModel      string
 	GPUs          []int
-	Backend       string
-	StartedAt     time.Time
-	FinishedAt    time.Time
+	// GPUSeconds is the GPU time the trial held (its GPUs times launch to stop).
+	GPUSeconds float64
+	Backend    string
+	StartedAt  time.Time
+	FinishedAt time.Time
 }
 
 // Rejection is one validation rule a candidate failed.

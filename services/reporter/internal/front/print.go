@@ -75,8 +75,15 @@ func Print(w io.Writer, doc FrontDoc) error {
 	p.line(dash80)
 	p.f("Study: %s\n", doc.StudyName)
 	c := doc.Counts
-	p.f("Trials: %d benchmarked (%d completed, %d feasible, %d infeasible; %d failed), %d rejected\n",
-		c.Benchmarked, c.Completed, c.Feasible, c.Infeasible, c.Failed, c.Rejected)
+	pruned := ""
+	if c.Pruned > 0 {
+		pruned = fmt.Sprintf("; %d pruned", c.Pruned)
+	}
+	p.f("Trials: %d benchmarked (%d completed, %d feasible, %d infeasible; %d failed%s), %d rejected\n",
+		c.Benchmarked, c.Completed, c.Feasible, c.Infeasible, c.Failed, pruned, c.Rejected)
+	if doc.GPUHours > 0 {
+		p.f("GPU time: %.4g GPU-hours\n", doc.GPUHours)
+	}
 	if len(c.FailedByClass) > 0 {
 		p.line("Failed trials by class:")
 		for _, k := range slices.Sorted(maps.Keys(c.FailedByClass)) {

@@ -73,7 +73,7 @@ func (r *Report) Fold(o Outcome) (changed bool, err error) {
 		return false, fmt.Errorf("%w: negative trial number %d", ErrBadOutcome, o.Trial)
 	}
 	switch o.State {
-	case StateComplete, StateFailed, StateRejected:
+	case StateComplete, StateFailed, StateRejected, StatePruned:
 	default:
 		return false, fmt.Errorf("%w: trial %d has state %q", ErrBadOutcome, o.Trial, o.State)
 	}
@@ -200,12 +200,14 @@ func (r *Report) compute() {
 	nums := slices.Sorted(maps.Keys(r.trials))
 
 	counts := Counts{}
+	gpuSeconds := 0.0
 	anchor := -1
 	for _, n := range nums {
 		t := r.trials[n]
 		t.values, t.violations, t.feasible, t.onFront = nil, nil, false, false
 		t.repeatOf, t.runs, t.mean, t.holds = nil, nil, nil, false
 		counts.Outcomes++
+		gpuSeconds += t.o.GPUSeconds
 		switch t.o.State {
 		case StateComplete:
 			counts.Benchmarked++
@@ -225,6 +227,12 @@ func (r *Report) compute() {
 				counts.Feasible++
 			} else {
 				counts.Infeasible++
+			}
+		case StatePruned:
+			counts.Benchmarked++
+			counts.Pruned++
+			if values, ok := spec.ObjectiveValues(t.o.Metrics); ok && allFinite(values) {
+				t.values = values // estimates when it was stopped: never on the front
 			}
 		case StateFailed:
 			counts.Benchmarked++
@@ -331,6 +339,7 @@ func (r *Report) compute() {
 		Units:       map[string]string{},
 		Hypervolume: hv,
 		Counts:      counts,
+		GPUHours:    gpuSeconds / 3600,
 		StartedAt:   r.startedAt,
 		UpdatedAt:   r.latest,
 	}
@@ -603,6 +612,7 @@ func (r *Report) record(t *trial) TrialRecord {
 		Host:            o.Host,
 		GPUModel:        o.GPUModel,
 		GPUs:            o.GPUs,
+		GPUSeconds:      o.GPUSeconds,
 		Backend:         o.Backend,
 		StartedAt:       o.StartedAt,
 		FinishedAt:      o.FinishedAt,

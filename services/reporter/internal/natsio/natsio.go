@@ -66,7 +66,7 @@ func DecodeOutcome(data []byte) (front.Outcome, error) {
 		if err != nil {
 			return front.Outcome{}, err
 		}
-		if ev.State != events.StateComplete && ev.State != events.StateFailed {
+		if ev.State != events.StateComplete && ev.State != events.StateFailed && ev.State != events.StatePruned {
 			return front.Outcome{}, fmt.Errorf("%w: result of trial %d has state %q", events.ErrMalformed, ev.Trial, ev.State)
 		}
 		return FromResult(ev), nil
@@ -87,7 +87,7 @@ func FromResult(ev events.TrialResult) front.Outcome {
 		Params: ev.Params, Metrics: ev.Metrics, Units: ev.Units, WorkloadMetrics: ev.WorkloadMetrics,
 		FailureClass: ev.FailureClass, Reason: ev.Reason, LogTail: ev.LogTail, LogRef: ev.LogRef,
 		LaunchCommand: ev.LaunchCommand, Runner: ev.Runner, Host: ev.Host, GPUModel: ev.GPUModel,
-		GPUs: ev.GPUs, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
+		GPUs: ev.GPUs, GPUSeconds: ev.GPUSeconds, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
 	}
 }
 

@@ -134,9 +134,13 @@ func (s *session) level(w events.Workload, salt uint64) (*Result, error) {
 			return nil, fmt.Errorf("%w: %v", ErrAllFailed, err)
 		}
 	}
+	slo := SLO{TTFT: msDur(w.SLOTTFTMs), TPOT: msDur(w.SLOTPOTMs), E2E: msDur(w.SLOE2EMs)}
 	start := time.Now()
+	b.cp = newCheckpointer(b, s.o, len(measured), slo)
 	results := b.runAll(s.ctx, measured, conc)
 	dur := time.Since(start)
+	b.cp.stop()
+	b.cp = nil
 	if err := s.fail(); err != nil {
 		if errors.Is(err, ErrStalled) {
 			return &Result{Requests: results, Duration: dur}, err
@@ -149,9 +153,7 @@ func (s *session) level(w events.Workload, salt uint64) (*Result, error) {
 			res.Dialed++
 		}
 	}
-	res.Metrics, res.Units = Aggregate(results, dur, SLO{
-		TTFT: msDur(w.SLOTTFTMs), TPOT: msDur(w.SLOTPOTMs), E2E: msDur(w.SLOE2EMs),
-	})
+	res.Metrics, res.Units = Aggregate(results, dur, slo)
 	if res.Metrics["completed"] == 0 {
 		return res, fmt.Errorf("%w (%d requests; first error: %s)", ErrAllFailed, len(results), res.FirstError())
 	}

@@ -40,6 +40,11 @@ type Options struct {
 	APIKey string
 	// TLS configures https connections (default: the system's roots).
 	TLS *tls.Config
+	// Checkpoints are fractions of a level's measured requests (in (0, 1),
+	// increasing) at whose completion OnCheckpoint is called with what was
+	// measured so far (early stopping); nil: none.
+	Checkpoints  []float64
+	OnCheckpoint func(Checkpoint)
 	// NoPreopen leaves each stream to open its connection on its first
 	// measured request, as bench_serving does; only for the fidelity
 	// benchmark's side-by-side comparison.
@@ -105,6 +110,10 @@ type bench struct {
 	// instead of letting every other request stall too.
 	abort   context.CancelFunc
 	stalled atomic.Bool
+	// streamed counts the output tokens streamed so far (Checkpoint).
+	streamed atomic.Int64
+	// cp, while a measured phase runs, is told each finished request.
+	cp *checkpointer
 }
 
 // runAll sends reqs honouring their arrival offsets, at most conc at a time
@@ -145,6 +154,7 @@ func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestR
 			if c != nil {
 				b.pool.put(c)
 			}
+			b.cp.finished(out[i])
 		}()
 	}
 	wg.Wait()

@@ -156,6 +156,7 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 		if n <= 0 {
 			return true
 		}
+		b.streamed.Add(int64(n))
 		if !tc.gotFirst {
 			tc.gotFirst = true
 			res.TTFT = now.Sub(res.Start)

@@ -45,6 +45,14 @@ type TrialRunner interface {
 	Run(ctx context.Context, q events.TrialQueued, gpus []int, progress func(phase, message string)) (events.TrialResult, error)
 }
 
+// ObservingTrialRunner is a TrialRunner that also reports what a running
+// trial has measured so far; the adapter publishes each measurement as
+// progress (PhaseMeasured) for early stopping, and a trial the sampler
+// stops early is recorded PRUNED with the last one.
+type ObservingTrialRunner interface {
+	RunObserved(ctx context.Context, q events.TrialQueued, gpus []int, progress func(phase, message string), observe func(events.Measurement)) (events.TrialResult, error)
+}
+
 // Config tunes the adapter. Zero values take the defaults in parentheses.
 type Config struct {
 	// RunnerID names this runner in results, progress and the fleet bucket (required).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
@@ -45,6 +46,40 @@ func stoppedResult(q events.TrialQueued, runner, host string, gpus []int, req ev
 		Envelope: events.NewEnvelope(events.TypeTrialResult, q.Study, q.Trial, now).In(q.Incarnation),
 		Params:   q.Params, State: events.StateFailed, FailureClass: events.FailStopped,
 		Reason: "stopped on request (" + req.By + "): " + req.Reason, Runner: runner, Host: host, GPUs: gpus,
-		StartedAt: started, FinishedAt: now,
+		StartedAt: started, FinishedAt: now, GPUSeconds: float64(len(gpus)) * now.Sub(started).Seconds(),
 	}
+}
+
+// prunedResult is the outcome of a trial the sampler stopped early: PRUNED,
+// with what it measured before the stop (nil: nothing yet).
+func prunedResult(q events.TrialQueued, runner, host string, gpus []int, req events.StopRequest, last *events.Measurement, started time.Time) events.TrialResult {
+	res := stoppedResult(q, runner, host, gpus, req, started)
+	res.State, res.FailureClass = events.StatePruned, ""
+	res.Reason = "stopped early (" + req.By + "): " + req.Reason
+	if last != nil {
+		res.Metrics = last.Metrics
+		res.WorkloadMetrics = last.WorkloadMetrics
+		res.LoadPoints = last.LoadPoints
+	}
+	return res
+}
+
+// lastMeasurement keeps a running trial's latest measurement.
+type lastMeasurement struct {
+	mu sync.Mutex
+	m  *events.Measurement
+}
+
+func (l *lastMeasurement) set(m events.Measurement) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || m.Step > l.m.Step {
+		l.m = &m
+	}
+}
+
+func (l *lastMeasurement) get() *events.Measurement {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m
 }

@@ -41,7 +41,17 @@ func (r *Runner) runTrial(ctx, tctx context.Context, msg jetstream.Msg, meta nat
 	})
 	progress(events.PhaseClaimed, "")
 
-	res, err := r.exec.Run(tctx, q, gpus, progress)
+	var last lastMeasurement
+	var res events.TrialResult
+	var err error
+	if obs, ok := r.exec.(ObservingTrialRunner); ok {
+		res, err = obs.RunObserved(tctx, q, gpus, progress, func(m events.Measurement) {
+			last.set(m)
+			r.publishMeasurement(ctx, q, meta, gpus, m, claimedAt, log)
+		})
+	} else {
+		res, err = r.exec.Run(tctx, q, gpus, progress)
+	}
 	stopHB()
 	cause := context.Cause(tctx)
 	var stop *StopError
@@ -50,6 +60,8 @@ func (r *Runner) runTrial(ctx, tctx context.Context, msg jetstream.Msg, meta nat
 		// Another runner owns the trial now and settles its message.
 		log.Error().Msg("trial abandoned: its lease belongs to another runner")
 		return
+	case errors.As(cause, &stop) && ctx.Err() == nil && stop.Request.EarlyStop:
+		res = prunedResult(q, r.cfg.RunnerID, r.cfg.Host, gpus, stop.Request, last.get(), claimedAt.UTC())
 	case errors.As(cause, &stop) && ctx.Err() == nil:
 		res = stoppedResult(q, r.cfg.RunnerID, r.cfg.Host, gpus, stop.Request, claimedAt.UTC())
 	case err != nil:
@@ -91,5 +103,23 @@ func (r *Runner) publishProgress(ctx context.Context, q events.TrialQueued, meta
 	defer cancel()
 	if _, err := natsx.Publish(pctx, r.js, events.ProgressSubject(q.Study, q.Trial), ev); err != nil {
 		log.Debug().Err(err).Str("phase", phase).Msg("progress not published")
+	}
+}
+
+// publishMeasurement publishes what a running trial has measured so far
+// (PhaseMeasured), for the sampler's early stopping.
+func (r *Runner) publishMeasurement(ctx context.Context, q events.TrialQueued, meta natsx.Meta, gpus []int, m events.Measurement, claimedAt time.Time, log zerolog.Logger) {
+	ev := events.TrialProgress{
+		Envelope: events.NewEnvelope(events.TypeTrialProgress, q.Study, q.Trial, time.Now()).In(q.Incarnation),
+		Runner:   r.cfg.RunnerID, Phase: events.PhaseMeasured, GPUs: gpus,
+		Message:     fmt.Sprintf("%.0f%% measured (%d requests)", 100*m.Fraction, m.Requests),
+		Elapsed:     events.Duration(time.Since(claimedAt)),
+		Measurement: &m,
+	}
+	ev.ID = fmt.Sprintf("%s:%s:%d:m%d", ev.ID, r.cfg.RunnerID, meta.Delivered, m.Step)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := natsx.Publish(pctx, r.js, events.ProgressSubject(q.Study, q.Trial), ev); err != nil {
+		log.Debug().Err(err).Int("step", m.Step).Msg("measurement not published")
 	}
 }

@@ -3,6 +3,7 @@ package trial
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
@@ -25,10 +26,10 @@ type benchOutcome struct {
 // each workload of its mix, one after the other, on the same server (one
 // launch). A workload that fails ends the mix: the error is returned with
 // the workloads measured before it in PerWorkload. benchTO bounds each
-// workload's run.
-func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url string, benchTO time.Duration, progress ProgressFunc) (benchOutcome, error) {
+// workload's run. m (nil: none) is told what is measured as it goes.
+func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url string, benchTO time.Duration, progress ProgressFunc, m *measurer) (benchOutcome, error) {
 	if len(q.Workloads) == 0 {
-		out, err := e.runWorkload(ctx, q, q.Workload, url, benchTO)
+		out, err := e.runWorkload(ctx, q, q.Workload, url, benchTO, m.checkpoints(0))
 		if err != nil {
 			return benchOutcome{}, err
 		}
@@ -36,7 +37,7 @@ func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url stri
 	}
 	res := benchOutcome{Units: map[string]string{}, PerWorkload: map[string]map[string]float64{}}
 	for i, w := range q.Workloads {
-		out, err := e.runWorkload(ctx, q, w.Workload, url, benchTO)
+		out, err := e.runWorkload(ctx, q, w.Workload, url, benchTO, m.checkpoints(i))
 		if err != nil {
 			return res, fmt.Errorf("workload %s (%d of %d): %w", w.Name, i+1, len(q.Workloads), err)
 		}
@@ -46,15 +47,154 @@ func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url stri
 		}
 		res.Duration += out.Duration
 		progress(events.PhaseBenchmarking, fmt.Sprintf("workload %s measured (%d of %d)", w.Name, i+1, len(q.Workloads)))
+		if i+1 < len(q.Workloads) {
+			m.workloadDone(i, out.Metrics, int(out.Metrics["completed"]+out.Metrics["failed"]))
+		}
 	}
 	res.Metrics = study.AggregateMix(q.Workloads, q.MixAggregates, res.PerWorkload)
 	return res, nil
 }
 
 // runWorkload measures one workload on the server at url.
-func (e *Executor) runWorkload(ctx context.Context, q events.TrialQueued, w events.Workload, url string, benchTO time.Duration) (*loadgen.Result, error) {
+func (e *Executor) runWorkload(ctx context.Context, q events.TrialQueued, w events.Workload, url string, benchTO time.Duration, cp checkpoints) (*loadgen.Result, error) {
 	return loadgen.Run(ctx, loadgen.Options{
 		BaseURL: url, Workload: w, Model: modelName(q.ServerArgs),
 		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout, APIKey: apiKey(q.ServerArgs),
+		Checkpoints: cp.at, OnCheckpoint: cp.fn,
 	})
+}
+
+// CheckpointFractions are the shares of each workload's measured requests
+// after which a running trial reports what it measured (early stopping):
+// early ones stop a hopeless trial cheaply, later ones judge a close call
+// on more requests.
+var CheckpointFractions = []float64{0.1, 0.2, 0.35, 0.5, 0.65}
+
+// checkpoints is the loadgen hook of one workload's run.
+type checkpoints struct {
+	at []float64
+	fn func(loadgen.Checkpoint)
+}
+
+// measurer turns the load generator's checkpoints into the trial's
+// measurements (events.Measurement): the headline metrics estimated so
+// far, and for a mix the finished workloads' metrics with the hard bounds
+// they put on the mix's worst-case aggregates.
+type measurer struct {
+	q        events.TrialQueued
+	startup  float64
+	observe  ObserveFunc
+	step     int
+	mix      []events.NamedWorkload
+	finished map[string]map[string]float64
+	doneReqs int // measured requests of the finished workloads
+}
+
+func newMeasurer(q events.TrialQueued, startupSeconds float64, observe ObserveFunc) *measurer {
+	if observe == nil {
+		return nil
+	}
+	return &measurer{q: q, startup: startupSeconds, observe: observe, mix: q.Workloads, finished: map[string]map[string]float64{}}
+}
+
+// checkpoints is the hook for workload i (0 without a mix).
+func (m *measurer) checkpoints(i int) checkpoints {
+	if m == nil {
+		return checkpoints{}
+	}
+	return checkpoints{at: CheckpointFractions, fn: func(c loadgen.Checkpoint) { m.checkpoint(i, c) }}
+}
+
+// planned is the trial's measured requests, when workload i has total.
+func (m *measurer) planned(i, total int) int {
+	n := m.doneReqs + total
+	for _, w := range m.mix[min(i+1, len(m.mix)):] {
+		n += w.NumPrompts
+	}
+	return max(n, 1)
+}
+
+func (m *measurer) checkpoint(i int, c loadgen.Checkpoint) {
+	meas := events.Measurement{Requests: len(c.Done), Fraction: float64(m.doneReqs+len(c.Done)) / float64(m.planned(i, c.Total))}
+	if len(m.mix) == 0 {
+		meas.Metrics = maps.Clone(c.Metrics)
+	} else {
+		all := maps.Clone(m.finished)
+		all[m.mix[i].Name] = c.Metrics
+		meas.Metrics = m.mixEstimate(i, all)
+		m.bounds(&meas)
+	}
+	m.emit(meas)
+}
+
+// workloadDone records that workload i of the mix finished (not the last).
+func (m *measurer) workloadDone(i int, metrics map[string]float64, requests int) {
+	if m == nil {
+		return
+	}
+	m.finished[m.mix[i].Name] = metrics
+	m.doneReqs += requests
+	meas := events.Measurement{Requests: requests, Fraction: float64(m.doneReqs) / float64(m.planned(i, 0)),
+		Metrics: m.mixEstimate(i, maps.Clone(m.finished))}
+	m.bounds(&meas)
+	m.emit(meas)
+}
+
+// mixEstimate aggregates the workloads measured so far (the first i+1).
+// A weighted mean over part of the mix is no estimate of the whole, so
+// until the last workload runs only the worst-case aggregates (a maximum or
+// minimum so far) are given.
+func (m *measurer) mixEstimate(i int, per map[string]map[string]float64) map[string]float64 {
+	agg := study.AggregateMix(m.mix[:i+1], m.q.MixAggregates, per)
+	if i+1 == len(m.mix) {
+		return agg
+	}
+	out := map[string]float64{}
+	for k, v := range agg {
+		switch study.MixAggregate(m.q.MixAggregates, k) {
+		case events.AggregateMax, events.AggregateMin:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// bounds adds what the finished workloads prove about the mix's worst
+// cases: its maximum can only grow, its minimum only shrink.
+func (m *measurer) bounds(meas *events.Measurement) {
+	if len(m.finished) == 0 {
+		return
+	}
+	names := make([]events.NamedWorkload, 0, len(m.finished))
+	for _, w := range m.mix {
+		if _, ok := m.finished[w.Name]; ok {
+			names = append(names, w)
+		}
+	}
+	agg := study.AggregateMix(names, m.q.MixAggregates, m.finished)
+	for k, v := range agg {
+		switch study.MixAggregate(m.q.MixAggregates, k) {
+		case events.AggregateMax:
+			if meas.Lower == nil {
+				meas.Lower = map[string]float64{}
+			}
+			meas.Lower[k] = v
+		case events.AggregateMin:
+			if meas.Upper == nil {
+				meas.Upper = map[string]float64{}
+			}
+			meas.Upper[k] = v
+		}
+	}
+	meas.WorkloadMetrics = maps.Clone(m.finished)
+}
+
+func (m *measurer) emit(meas events.Measurement) {
+	m.step++
+	meas.Step = m.step
+	if meas.Metrics == nil {
+		meas.Metrics = map[string]float64{}
+	}
+	meas.Metrics["startup_seconds"] = m.startup
+	m.observe(meas)
 }

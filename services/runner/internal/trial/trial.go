@@ -114,9 +114,19 @@ func New(cfg Config) (*Executor, error) {
 // It must not block for long.
 type ProgressFunc = func(phase, message string)
 
+// ObserveFunc receives what a running trial has measured so far, as its
+// benchmark goes (early stopping). It must not block for long.
+type ObserveFunc = func(events.Measurement)
+
 // Run executes trial q on gpus. It returns the result, or an error wrapping
 // ErrInfrastructure or ctx's error when the trial must be handed back.
 func (e *Executor) Run(ctx context.Context, q events.TrialQueued, gpus []int, progress ProgressFunc) (events.TrialResult, error) {
+	return e.RunObserved(ctx, q, gpus, progress, nil)
+}
+
+// RunObserved is Run that also reports partial measurements to observe
+// (nil: none) while the benchmark runs.
+func (e *Executor) RunObserved(ctx context.Context, q events.TrialQueued, gpus []int, progress ProgressFunc, observe ObserveFunc) (events.TrialResult, error) {
 	if progress == nil {
 		progress = func(string, string) {}
 	}
@@ -130,7 +140,7 @@ func (e *Executor) Run(ctx context.Context, q events.TrialQueued, gpus []int, pr
 	if e.cfg.Backend == BackendExec {
 		err = e.runExec(ctx, q, gpus, &res, progress)
 	} else {
-		err = e.runServer(ctx, q, gpus, &res, progress, log)
+		err = e.runServer(ctx, q, gpus, &res, progress, observe, log)
 	}
 	if err != nil {
 		return events.TrialResult{}, err
@@ -168,7 +178,7 @@ func (e *Executor) logPath(q events.TrialQueued) string {
 	return filepath.Join(e.cfg.LogDir, q.Study, "trial-"+strconv.Itoa(q.Trial)+".log")
 }
 
-func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []int, res *events.TrialResult, progress ProgressFunc, log zerolog.Logger) error {
+func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []int, res *events.TrialResult, progress ProgressFunc, observe ObserveFunc, log zerolog.Logger) error {
 	startupTO, benchTO, shutdownTO := timeouts(q)
 	port, err := e.ports.Pick()
 	if err != nil {
@@ -176,6 +186,7 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	}
 	defer e.ports.Release(port)
 	progress(events.PhaseLaunching, fmt.Sprintf("port %d, GPUs %v", port, gpus))
+	launchedAt := time.Now()
 	srv, err := sglang.Launch(ctx, sglang.LaunchSpec{
 		Command: e.cfg.ServerCommand, Args: q.ServerArgs, Port: port, GPUs: gpus,
 		// SGTUNE_TRIAL names the trial to whatever the server command is (a
@@ -197,6 +208,8 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 			log.Error().Err(err).Int("pgid", srv.PGID()).Msg("server process group survived stop")
 		}
 		res.LogTail = srv.Tail(LogTailBytes)
+		// The GPUs are held from the launch until the server is gone.
+		res.GPUSeconds = float64(len(gpus)) * time.Since(launchedAt).Seconds()
 		e.waitMemoryReleased(gpus, log)
 	}()
 
@@ -226,7 +239,7 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	if s, ok := e.cfg.Inventory.(gpu.Sampler); ok {
 		mon = gpu.StartMonitor(s, gpus, SampleEvery)
 	}
-	out, berr := e.benchmark(bctx, q, srv.URL(), benchTO, progress)
+	out, berr := e.benchmark(bctx, q, srv.URL(), benchTO, progress, newMeasurer(q, startup.Seconds(), observe))
 	if len(out.PerWorkload) > 0 {
 		// A mix keeps every workload it measured, even when a later one failed.
 		res.WorkloadMetrics = out.PerWorkload
@@ -348,6 +361,8 @@ func (e *Executor) runExec(ctx context.Context, q events.TrialQueued, gpus []int
 		env = append(env, "CUDA_VISIBLE_DEVICES="+sglang.JoinInts(gpus))
 	}
 	progress(events.PhaseBenchmarking, "")
+	began := time.Now()
+	defer func() { res.GPUSeconds = float64(len(gpus)) * time.Since(began).Seconds() }()
 	out, err := execbackend.Run(ctx, e.cfg.BenchmarkCmd, env,
 		execbackend.Input{Study: q.Study, Trial: q.Trial, Params: q.Params, GPUs: gpus}, benchTO)
 	var f *execbackend.Failure

@@ -1,0 +1,113 @@
+package pruning_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/sgtune/sgtune/services/sampler/internal/pruning"
+)
+
+var objectives = []pruning.Objective{{Name: "ttft", Unit: "s"}, {Name: "tps", Unit: "tok/s", Maximize: true}}
+
+var front = []pruning.Member{{Trial: 3, Values: []float64{0.10, 3000}}, {Trial: 7, Values: []float64{0.05, 2000}}}
+
+func obs(ttft, tps float64, requests int, fraction float64) pruning.Observation {
+	return pruning.Observation{
+		Objectives: []pruning.Bound{pruning.Estimate(ttft), pruning.Estimate(tps)},
+		Requests:   requests, Fraction: fraction,
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	p := pruning.Policy{} // defaults: z 2, floor 0.05, cv 1
+	tests := []struct {
+		name     string
+		given    pruning.Observation
+		front    []pruning.Member
+		wantStop bool
+		wantWhy  string
+	}{
+		{"clearly dominated", obs(0.30, 1000, 100, 0.4), front, true, "dominated by trial 3"},
+		{"dominated but too few requests", obs(0.30, 1000, 8, 0.4), front, false, "only 8 requests"},
+		{"dominated but too early", obs(0.30, 1000, 100, 0.05), front, false, "only 5% measured"},
+		{"dominated but nearly finished", obs(0.30, 1000, 100, 0.9), front, false, "little left to save"},
+		{"on the front", obs(0.08, 3500, 100, 0.4), front, false, "not dominated"},
+		// 10% worse than trial 3 in both: within 2 x sqrt(0.05^2 + 1/100) = 0.22 of it.
+		{"within noise of a member", obs(0.11, 2700, 100, 0.4), front, false, "not dominated"},
+		// The same point with 400 requests: the band shrinks to 0.14 and still covers it.
+		{"within noise with more requests", obs(0.11, 2700, 400, 0.4), front, false, "not dominated"},
+		// 40% worse than trial 3: optimistically 0.14 x 0.86 = 0.12 s and 2000 x 1.14 = 2283 tok/s.
+		{"beyond noise with more requests", obs(0.14, 2000, 400, 0.4), front, true, "trial 3"},
+		{"empty front", obs(0.30, 1000, 100, 0.4), nil, false, "not dominated"},
+		{"not finite", obs(math.NaN(), 1000, 100, 0.4), front, false, "no finite estimate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := pruning.Decide(p, objectives, tt.front, tt.given)
+			if d.Stop != tt.wantStop || !strings.Contains(d.Reason, tt.wantWhy) {
+				t.Errorf("stop %v (%s), want %v (%q)", d.Stop, d.Reason, tt.wantStop, tt.wantWhy)
+			}
+		})
+	}
+}
+
+func TestDecideHardBounds(t *testing.T) {
+	t.Parallel()
+	// A mix's worst TTFT so far (0.12 s, measured) bounds the final worst
+	// from below: the noise band cannot take it under trial 3's 0.10 s.
+	o := obs(0.12, 3000, 100, 0.5)
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o); d.Stop {
+		t.Fatalf("without the bound the estimate is within noise: %s", d.Reason)
+	}
+	o.Objectives[0].Lower = 0.12
+	o.Objectives[1].Upper = 3000
+	d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+	if !d.Stop || d.Optimistic[0] != 0.12 || d.Optimistic[1] != 3000 {
+		t.Fatalf("with the hard bounds: stop %v, optimistic %v (%s)", d.Stop, d.Optimistic, d.Reason)
+	}
+}
+
+func TestDecideConstraints(t *testing.T) {
+	t.Parallel()
+	good := obs(0.08, 3500, 100, 0.4)
+	tests := []struct {
+		name     string
+		c        pruning.Constraint
+		wantStop bool
+	}{
+		{"max missed beyond noise", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Estimate(800)}, true},
+		{"max missed within noise", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Estimate(550)}, false},
+		{"max met", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Estimate(300)}, false},
+		{"min missed beyond noise", pruning.Constraint{Metric: "goodput", Min: ptr(10), Value: pruning.Estimate(5)}, true},
+		{"min met", pruning.Constraint{Metric: "goodput", Min: ptr(10), Value: pruning.Estimate(12)}, false},
+		{"max missed by a hard bound", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Bound{Estimate: 550, Lower: 550, Upper: math.NaN()}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := good
+			o.Constraints = []pruning.Constraint{tt.c}
+			d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+			if d.Stop != tt.wantStop {
+				t.Errorf("stop %v (%s), want %v", d.Stop, d.Reason, tt.wantStop)
+			}
+			if d.Stop && !strings.Contains(d.Reason, tt.c.Metric) {
+				t.Errorf("reason %q does not name %s", d.Reason, tt.c.Metric)
+			}
+		})
+	}
+}
+
+func TestRelativeErrorShrinksWithRequests(t *testing.T) {
+	t.Parallel()
+	p := pruning.Policy{}
+	a, b, c := p.RelativeError(16), p.RelativeError(256), p.RelativeError(1<<20)
+	if !(a > b && b > c) || math.Abs(c-0.05) > 1e-3 {
+		t.Fatalf("relative errors %v, %v, %v: want shrinking to the 0.05 floor", a, b, c)
+	}
+}
