@@ -163,11 +163,6 @@ func Decide(p Policy, objectives []Objective, front []Member, obs Observation) D
 	case obs.Fraction > p.MaxFraction:
 		return Decision{Reason: fmt.Sprintf("%.0f%% measured: little left to save", 100*obs.Fraction)}
 	}
-	for _, b := range obs.Objectives {
-		if math.IsNaN(b.Estimate) || math.IsInf(b.Estimate, 0) {
-			return Decision{Reason: "an objective has no finite estimate yet"}
-		}
-	}
 	margin := p.Z * p.RelativeError(obs.Requests)
 	for _, c := range obs.Constraints {
 		if math.IsNaN(c.Value.Estimate) {
@@ -186,9 +181,25 @@ func Decide(p Policy, objectives []Objective, front []Member, obs Observation) D
 			}
 		}
 	}
+	// An objective not measured yet (NaN, e.g. a weighted mean over a mix
+	// not all run) could still be anything: optimistically the best.
 	opt := make([]float64, len(objectives))
+	unknown := []string{}
 	for k, o := range objectives {
-		opt[k] = optimistic(obs.Objectives[k], o.Maximize, margin)
+		b := obs.Objectives[k]
+		switch {
+		case math.IsNaN(b.Estimate) || math.IsInf(b.Estimate, 0):
+			opt[k] = math.Inf(-1)
+			if o.Maximize {
+				opt[k] = math.Inf(1)
+			}
+			unknown = append(unknown, o.Name)
+		default:
+			opt[k] = optimistic(b, o.Maximize, margin)
+		}
+	}
+	if len(unknown) > 0 {
+		return Decision{Optimistic: opt, Reason: "not measured yet: " + strings.Join(unknown, ", ")}
 	}
 	for _, m := range front {
 		if len(m.Values) == len(objectives) && atLeastAsGood(m.Values, opt, objectives) {

@@ -2,6 +2,7 @@ package pruning_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestDecide(t *testing.T) {
 		// 40% worse than trial 3: optimistically 0.14 x 0.86 = 0.12 s and 2000 x 1.14 = 2283 tok/s.
 		{"beyond noise with more requests", obs(0.14, 2000, 400, 0.4), front, true, "trial 3"},
 		{"empty front", obs(0.30, 1000, 100, 0.4), nil, false, "not dominated"},
-		{"not finite", obs(math.NaN(), 1000, 100, 0.4), front, false, "no finite estimate"},
+		{"an objective not measured yet", obs(math.NaN(), 1000, 100, 0.4), front, false, "not measured yet: ttft"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,12 +86,17 @@ func TestDecideConstraints(t *testing.T) {
 		{"max met", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Estimate(300)}, false},
 		{"min missed beyond noise", pruning.Constraint{Metric: "goodput", Min: ptr(10), Value: pruning.Estimate(5)}, true},
 		{"min met", pruning.Constraint{Metric: "goodput", Min: ptr(10), Value: pruning.Estimate(12)}, false},
+		{"missed while an objective is unknown", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Estimate(900)}, true},
 		{"max missed by a hard bound", pruning.Constraint{Metric: "p99_ttft_ms", Max: ptr(500), Value: pruning.Bound{Estimate: 550, Lower: 550, Upper: math.NaN()}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := good
+			o.Objectives = slices.Clone(good.Objectives)
+			if strings.Contains(tt.name, "unknown") {
+				o.Objectives[0] = pruning.Estimate(math.NaN())
+			}
 			o.Constraints = []pruning.Constraint{tt.c}
 			d := pruning.Decide(pruning.Policy{}, objectives, front, o)
 			if d.Stop != tt.wantStop {
