@@ -43,6 +43,11 @@ type Config struct {
 	// metrics.go: validation latency by result); nil collects none. Pass the
 	// service's own registry.
 	Metrics prometheus.Registerer
+	// NoRunnerWait is how long queued trials of a GPU class that no live
+	// runner can run (the fleet shrank after they were queued) wait before
+	// they are recorded as failed (class no-runner) and removed (2m). A
+	// warning names the class at once. Env SGTUNE_NO_RUNNER_WAIT.
+	NoRunnerWait time.Duration
 }
 
 // Defaults fills zero fields with their defaults.
@@ -64,6 +69,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.FleetWait == 0 {
 		c.FleetWait = natsio.DefaultFleetWait
+	}
+	if c.NoRunnerWait == 0 {
+		c.NoRunnerWait = natsio.DefaultSweepWait
 	}
 	return c
 }
@@ -114,6 +122,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}{
 		{"SGTUNE_FLEET_REFRESH", &cfg.FleetRefresh},
 		{"SGTUNE_FLEET_WAIT", &cfg.FleetWait},
+		{"SGTUNE_NO_RUNNER_WAIT", &cfg.NoRunnerWait},
 	}
 	for _, f := range durs {
 		if s := getenv(f.env); s != "" {

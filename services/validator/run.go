@@ -62,6 +62,8 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	log.Info().Int("workers", cfg.Workers).Int("device_num_override", cfg.DeviceNum).Msg("validator started")
 	g, gctx := errgroup.WithContext(ctx)
+	sweeper := natsio.NewSweeper(js, fleet, natsio.SweepOptions{Wait: cfg.NoRunnerWait, Every: min(cfg.FleetRefresh, 5*time.Second), Logger: log})
+	g.Go(func() error { sweeper.Run(gctx); return nil })
 	g.Go(func() error {
 		return natsx.Consume(gctx, js, cons, natsx.ConsumeOptions{
 			Workers:    cfg.Workers,

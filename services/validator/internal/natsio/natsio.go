@@ -20,6 +20,7 @@
 //	                                                   then RetryAfter(FleetRetry)
 //	trial already queued or outcome already stored  -> nil (DoubleAck): a redelivery, nothing to do
 //	rejection published or ErrAlreadyRecorded       -> nil (DoubleAck)
+//	no live runner has the trial's GPU count        -> rejection fleet.fits_a_runner naming the fleet
 //	trial published (a duplicate id is dropped)     -> nil (DoubleAck)
 //	NATS errors (KV, publish)                       -> error: NakWithDelay(backoff), MaxDeliver backstop
 package natsio
@@ -175,6 +176,14 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 	}
 
 	gpus := study.GPUsNeeded(in.Params, spec.Model.StaticArgs)
+	// Whatever the rule sets: a trial no live runner can fit would wait in
+	// its class's queue forever.
+	if !rules.UsesFleet(spec.Rules) {
+		fleet, _ = v.fleet.Hosts(ctx) // the last known fleet when it cannot be read
+	}
+	if rej, ok := rules.FleetFit(gpus, fleet); !ok {
+		return v.reject(ctx, log, ev, []events.Rejection{rej}, nil, hash)
+	}
 	trialSubject := events.TrialSubject(name, gpus, trial)
 	// Queued earlier (the ack was lost)? The trial subject is checked before
 	// the outcome again: a runner publishes the outcome before it acks the
