@@ -73,6 +73,13 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "fail the run when a stream sends nothing this long")
 	asJSON := fs.Bool("json", false, "print one bench_serving-compatible JSON object")
 	apiKey := fs.String("api-key", getenv("OPENAI_API_KEY"), "the server's --api-key, sent as a bearer token (default $OPENAI_API_KEY, as bench_serving)")
+	capSearch := fs.String("capacity", "", "search the largest load meeting the --slo-* bounds: concurrency (up to --max-concurrency) or request-rate (up to --request-rate)")
+	sloTTFT := fs.Float64("slo-p99-ttft-ms", 0, "capacity SLO: p99 time to first token, ms")
+	sloTPOT := fs.Float64("slo-p99-tpot-ms", 0, "capacity SLO: p99 time per output token, ms")
+	sloITL := fs.Float64("slo-p99-itl-ms", 0, "capacity SLO: p99 inter-token latency, ms")
+	sloE2E := fs.Float64("slo-p99-e2e-latency-ms", 0, "capacity SLO: p99 end-to-end latency, ms")
+	capLevels := fs.Int("capacity-max-levels", 0, "capacity: levels measured at most, repeats included (default 8)")
+	capRequests := fs.Int("capacity-requests-per-level", 0, "capacity: measured requests per level (default: enough for the SLO's p99, see docs/benchmarks.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -99,7 +106,21 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	case w.Dataset == study.DatasetPrompts:
 		w.PromptFile, w.DatasetPath = *datasetPath, ""
 	}
-	if w.Dataset == study.DatasetMooncake && rate > 0 {
+	if *capSearch != "" {
+		c, err := capacityFlags(*capSearch, *maxConc, rate, map[string]float64{
+			"p99_ttft_ms": *sloTTFT, "p99_tpot_ms": *sloTPOT, "p99_itl_ms": *sloITL, "p99_e2e_latency_ms": *sloE2E})
+		if err != nil {
+			return err
+		}
+		c.MaxLevels, c.RequestsPerLevel = *capLevels, *capRequests
+		w.Capacity = c
+		if c.Search == events.SearchConcurrency {
+			w.MaxConcurrency = 0 // the search sets each level's
+		} else {
+			w.RequestRate = 0
+		}
+	}
+	if w.Dataset == study.DatasetMooncake && rate > 0 && w.Capacity == nil {
 		return usageError("--request-rate: a mooncake trace is replayed at its own arrival times")
 	}
 	if err := study.ValidateWorkload("workload", w); err != nil {
@@ -118,6 +139,12 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *details {
 		out["input_lens"], out["output_lens"] = res.InputLens, res.OutputLens
 	}
+	if res.LoadPoints != nil {
+		out["load_points"] = res.LoadPoints
+	}
+	if res.Note != "" {
+		out["note"] = res.Note
+	}
 	if *asJSON {
 		b, merr := json.Marshal(out)
 		if merr != nil {
@@ -131,6 +158,45 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return nil
+}
+
+// capacityFlags builds the capacity search of --capacity: its bound is
+// --max-concurrency (concurrency) or --request-rate (request-rate), its SLO
+// the --slo-p99-* flags that are set.
+func capacityFlags(search string, maxConc int, rate rateFlag, bounds map[string]float64) (*events.CapacitySearch, error) {
+	c := &events.CapacitySearch{SLO: map[string]float64{}}
+	for k, v := range bounds {
+		switch {
+		case v < 0:
+			return nil, usageError("--slo-%s: must be positive, got %v", strings.ReplaceAll(k, "_", "-"), v)
+		case v > 0:
+			c.SLO[k] = v
+		}
+	}
+	if len(c.SLO) == 0 {
+		return nil, usageError("--capacity needs at least one bound: --slo-p99-ttft-ms, --slo-p99-tpot-ms, --slo-p99-itl-ms or --slo-p99-e2e-latency-ms")
+	}
+	switch search {
+	case "concurrency":
+		if maxConc < 1 {
+			return nil, usageError("--capacity concurrency searches up to --max-concurrency: set it (at least 1)")
+		}
+		if rate > 0 {
+			return nil, usageError("--capacity concurrency runs closed loops: leave --request-rate at inf")
+		}
+		c.Search, c.Max = events.SearchConcurrency, float64(maxConc)
+	case "request-rate", "request_rate":
+		if rate <= 0 {
+			return nil, usageError("--capacity request-rate searches up to --request-rate: set it (requests/s)")
+		}
+		if rate < 1 {
+			return nil, usageError("--request-rate: the capacity search's bound must be at least 1, got %v", float64(rate))
+		}
+		c.Search, c.Max = events.SearchRequestRate, float64(rate)
+	default:
+		return nil, usageError("--capacity %q: want concurrency or request-rate", search)
+	}
+	return c, nil
 }
 
 // benchFlagName turns a workload error's spec key ("workload.gsp_num_groups")
@@ -222,6 +288,31 @@ func printBenchSummary(w io.Writer, m map[string]any) {
 			stat := strings.TrimSuffix(k, "_"+group.key+"_ms")
 			line(strings.ToUpper(stat[:1])+stat[1:]+" "+strings.ToUpper(group.key)+" (ms)", k)
 		}
+	}
+	if pts, ok := m["load_points"].([]events.LoadPoint); ok {
+		fmt.Fprintf(w, "%s\n", center("Load Levels"))
+		fmt.Fprintf(w, "%-14s %12s %12s %12s %10s  %s\n", "level", "P99 TTFT ms", "P99 TPOT ms", "out tok/s", "SLO met", "")
+		for _, p := range pts {
+			level := fmt.Sprintf("conc %d", p.MaxConcurrency)
+			if p.RequestRate > 0 {
+				level = fmt.Sprintf("rate %g/s", p.RequestRate)
+			}
+			met := "-"
+			if p.SLOMet != nil {
+				met = strconv.FormatBool(*p.SLOMet)
+			}
+			note := p.Error
+			if p.Repeats > 1 {
+				note = strings.TrimSpace(fmt.Sprintf("measured %d times %s", p.Repeats, note))
+			}
+			fmt.Fprintf(w, "%-14s %12.2f %12.2f %12.0f %10s  %s\n", level, p.Metrics["p99_ttft_ms"], p.Metrics["p99_tpot_ms"],
+				p.Metrics["output_throughput"], met, note)
+		}
+		line("Capacity (concurrency)", "capacity_concurrency")
+		line("Capacity (request rate, req/s)", "capacity_request_rate")
+		line("Output throughput at capacity (tok/s)", "capacity_output_throughput")
+		line("Goodput at capacity (req/s)", "capacity_goodput")
+		line("Note", "note")
 	}
 	fmt.Fprintln(w, strings.Repeat("=", 50))
 }

@@ -218,3 +218,77 @@ func TestBench_datasets(t *testing.T) {
 		}
 	}
 }
+
+func TestBench_capacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulator")
+	}
+	url := startSim(t)
+	base := []string{"bench", "--url", url, "--num-prompts", "8", "--random-input-len", "64", "--random-output-len", "8",
+		"--random-range-ratio", "1", "--json", "--capacity-requests-per-level", "16"}
+	tests := []struct {
+		name          string
+		givenArgs     []string
+		expectedKey   string
+		expectedValue float64
+	}{
+		// Every level meets a loose bound: the capacity is the bound itself.
+		{"concurrency, everything meets it", []string{"--capacity", "concurrency", "--max-concurrency", "16", "--slo-p99-ttft-ms", "1e9"}, "capacity_concurrency", 16},
+		{"request rate, everything meets it", []string{"--capacity", "request-rate", "--request-rate", "50", "--slo-p99-e2e-latency-ms", "1e9"}, "capacity_request_rate", 50},
+		// Nothing meets an impossible bound: capacity 0 and the reason.
+		{"concurrency, nothing meets it", []string{"--capacity", "concurrency", "--max-concurrency", "16", "--slo-p99-ttft-ms", "0.0001"}, "capacity_concurrency", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), append(append([]string{}, base...), tt.givenArgs...), func(string) string { return "" }, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			var got map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("not one JSON object: %v\n%s", err, stdout.String())
+			}
+			if got[tt.expectedKey] != tt.expectedValue {
+				t.Fatalf("%s = %v, want %v (%s)", tt.expectedKey, got[tt.expectedKey], tt.expectedValue, stdout.String())
+			}
+			pts, _ := got["load_points"].([]any)
+			if len(pts) == 0 || len(pts) > 8 {
+				t.Fatalf("load_points %v", got["load_points"])
+			}
+			for _, p := range pts {
+				p := p.(map[string]any)
+				if (p["max_concurrency"] == nil) == (p["request_rate"] == nil) || p["mean_ttft_ms"] == nil || p["p99_ttft_ms"] == nil || p["slo_met"] == nil {
+					t.Fatalf("load point %v: want max_concurrency or request_rate and bench_serving's metrics", p)
+				}
+			}
+			if tt.expectedValue == 0 && !strings.Contains(got["note"].(string), "p99_ttft_ms") {
+				t.Fatalf("note %v", got["note"])
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	summary := []string{"bench", "--url", url, "--num-prompts", "8", "--random-input-len", "64", "--random-output-len", "8",
+		"--capacity", "concurrency", "--max-concurrency", "4", "--slo-p99-ttft-ms", "1e9", "--capacity-requests-per-level", "8"}
+	if code := run(context.Background(), summary, func(string) string { return "" }, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "Capacity (concurrency):") || !strings.Contains(stdout.String(), "Load Levels") {
+		t.Fatalf("summary (exit %d):\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+func TestBench_capacity_usage_errors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--capacity", "concurrency", "--slo-p99-ttft-ms", "500"},
+		{"--capacity", "request-rate", "--slo-p99-ttft-ms", "500"},
+		{"--capacity", "qps", "--max-concurrency", "8", "--slo-p99-ttft-ms", "500"},
+		{"--capacity", "concurrency", "--max-concurrency", "8"},
+		{"--capacity", "concurrency", "--max-concurrency", "8", "--slo-p99-tpot-ms", "-1"},
+		{"--capacity", "concurrency", "--max-concurrency", "8", "--request-rate", "4", "--slo-p99-ttft-ms", "500"},
+		{"--capacity", "request-rate", "--request-rate", "0.5", "--slo-p99-ttft-ms", "500"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"bench", "--url", "http://127.0.0.1:1"}, args...), func(string) string { return "" }, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
+		}
+	}
+}

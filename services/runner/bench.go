@@ -35,24 +35,34 @@ type BenchResult struct {
 	Metrics map[string]float64
 	Units   map[string]string
 	// InputLens and OutputLens are each measured request's prompt and output
-	// tokens as the server counted them (0 for a failed request), in order.
+	// tokens as the server counted them (0 for a failed request), in order
+	// (the headline level's, for a ladder or a capacity search).
 	InputLens, OutputLens []int
+	// LoadPoints are the levels of a ladder or capacity search, in order.
+	LoadPoints []events.LoadPoint
+	// Note says why a ladder stopped early or why no level met a capacity SLO.
+	Note string
 }
 
 // Bench drives the runner's streaming load generator against a running
-// server (what `sgtune bench` does) and returns bench_serving-compatible
-// metrics. Errors: the workload is unusable, every request failed (the
-// result is still returned), the timeout passed, or ctx ended.
+// server (what `sgtune bench` does): the workload's one level, its load
+// ladder or its capacity search, and returns bench_serving-compatible
+// metrics. Errors: the workload is unusable (ErrBadWorkload), every request
+// failed, a ladder stopped before its headline level, the timeout passed, or
+// ctx ended; the result is returned too when anything was measured.
 func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
-	res, err := loadgen.Run(ctx, loadgen.Options{
+	res, err := loadgen.Measure(ctx, loadgen.Options{
 		BaseURL: o.BaseURL, Workload: o.Workload, Model: o.Model, Timeout: o.Timeout, IdleTimeout: o.IdleTimeout,
 		APIKey: o.APIKey,
 	})
 	if res == nil {
 		return nil, err
 	}
-	out := &BenchResult{Metrics: res.Metrics, Units: res.Units}
-	for _, r := range res.Requests {
+	out := &BenchResult{Metrics: res.Metrics, Units: res.Units, LoadPoints: res.LoadPoints, Note: res.Stopped + res.Reason}
+	if res.Headline == nil {
+		return out, err
+	}
+	for _, r := range res.Headline.Requests {
 		in, outTok := 0, 0
 		if r.OK {
 			in, outTok = r.InputTokens, r.OutputTokens

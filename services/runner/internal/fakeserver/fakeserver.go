@@ -16,6 +16,7 @@
 //	SGTUNE_FAKE_STREAM           normal (default) | stall | error | http500
 //	SGTUNE_FAKE_TOKENS_PER_CHUNK tokens per streamed chunk (default 1)
 //	SGTUNE_FAKE_API_KEY          require "Authorization: Bearer <key>" (not on /health*)
+//	SGTUNE_FAKE_CRASH_AFTER      die (CUDA out of memory, exit 1) at the Nth generation request
 //
 // It also times itself, independently of sglang-sim's model: GET
 // /fake/timings lists every finished generation request with its "rid",
@@ -133,6 +134,9 @@ func Main() int {
 		s.perChunk = n
 	}
 	s.apiKey = os.Getenv("SGTUNE_FAKE_API_KEY")
+	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FAKE_CRASH_AFTER")); err == nil {
+		s.crashAfter = int64(n)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health_generate", s.health)
 	mux.HandleFunc("/health", s.health)
@@ -171,6 +175,9 @@ type server struct {
 	healthy   atomic.Bool
 	apiKey    string
 	timings   timings
+	// crashAfter > 0 kills the server at that generation request.
+	crashAfter  int64
+	generations atomic.Int64
 }
 
 // auth checks the API key as SGLang does: every path but /health*.
@@ -226,6 +233,10 @@ type genRequest struct {
 // the handler started (the server's own clock for TTFT).
 func (s *server) begin(w http.ResponseWriter, r *http.Request) (req genRequest, f http.Flusher, arrival time.Time, ok bool) {
 	arrival = time.Now()
+	if n := s.generations.Add(1); s.crashAfter > 0 && n >= s.crashAfter {
+		fmt.Fprintln(os.Stderr, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.00 GiB")
+		os.Exit(1)
+	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, `{"object":"error","message":"bad json"}`, http.StatusBadRequest)
 		return req, nil, arrival, false

@@ -82,16 +82,20 @@ func (s *session) fail() error {
 func levelSeed(seed int64, salt uint64) uint64 { return uint64(seed) + salt*0x9e3779b97f4a7c15 }
 
 // level measures one load level: w's MaxConcurrency (closed loop) or
-// RequestRate (open loop), with w's warm-up; salt varies the prompts.
-func (s *session) level(w events.Workload, salt uint64) (*Result, error) {
+// RequestRate (open loop), with w's warm-up; salt varies the prompts. The
+// first ramp requests are sent but not measured: they carry the level from
+// an idle server to its steady state (a closed loop's first wave arrives
+// all at once; an open loop's queue needs time to build).
+func (s *session) level(w events.Workload, salt uint64, ramp int) (*Result, error) {
 	seed := levelSeed(w.Seed, salt)
-	prompts, err := s.ds.Prompts(w.NumPrompts, seed)
+	prompts, err := s.ds.Prompts(w.NumPrompts+ramp, seed)
 	if err != nil {
 		return nil, err
 	}
 	if len(prompts) == 0 {
 		return nil, fmt.Errorf("%w: the dataset yields no prompts", ErrBadWorkload)
 	}
+	ramp = min(ramp, len(prompts)/4) // a fixed-size dataset keeps most of its prompts measured
 	measured, err := buildRequests(w, s.model, prompts, s.ds.Timed(), seed, false)
 	if err != nil {
 		return nil, err
@@ -141,6 +145,9 @@ func (s *session) level(w events.Workload, salt uint64) (*Result, error) {
 	dur := time.Since(start)
 	b.cp.stop()
 	b.cp = nil
+	if ramp > 0 {
+		results, dur = steadyState(results[ramp:])
+	}
 	if err := s.fail(); err != nil {
 		if errors.Is(err, ErrStalled) {
 			return &Result{Requests: results, Duration: dur}, err
@@ -158,4 +165,23 @@ func (s *session) level(w events.Workload, salt uint64) (*Result, error) {
 		return res, fmt.Errorf("%w (%d requests; first error: %s)", ErrAllFailed, len(results), res.FirstError())
 	}
 	return res, nil
+}
+
+// steadyState returns the requests measured after a ramp and the time from
+// the first one's start to the last one's end.
+func steadyState(rs []RequestResult) ([]RequestResult, time.Duration) {
+	var first, last time.Time
+	for i := range rs {
+		r := &rs[i]
+		if r.Start.IsZero() {
+			continue
+		}
+		if first.IsZero() || r.Start.Before(first) {
+			first = r.Start
+		}
+		if end := r.Start.Add(r.E2E); end.After(last) {
+			last = end
+		}
+	}
+	return rs, last.Sub(first)
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// APIKey, when set, is sent as "Authorization: Bearer <key>" with every
 	// request (the server's --api-key).
 	APIKey string
+	// OnLevel, when set, receives each level of a ladder or a capacity
+	// search as soon as it is measured (the trial's progress). It must not
+	// block for long.
+	OnLevel func(events.LoadPoint)
 	// TLS configures https connections (default: the system's roots).
 	TLS *tls.Config
 	// Checkpoints are fractions of a level's measured requests (in (0, 1),
@@ -96,7 +100,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
-	return s.level(o.Workload, 0)
+	return s.level(o.Workload, 0, 0)
 }
 
 func msDur(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }

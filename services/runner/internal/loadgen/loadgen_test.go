@@ -23,10 +23,16 @@ import (
 type sseServer struct {
 	ttft, itl time.Duration
 	perChunk  int
-	mode      string       // "", "error", "stall", "500", "nodone", "emptyfirst", "abort"
-	apiKey    string       // required as a bearer token when set
-	requests  atomic.Int64 // generation requests (POST)
-	probes    atomic.Int64 // other requests (GET)
+	mode      string // "", "error", "stall", "500", "nodone", "emptyfirst", "abort"
+	apiKey    string // required as a bearer token when set
+	// ttftPerStream adds this much to ttft per request in flight (a server
+	// whose latency grows with load in a known way); overloadAbove answers
+	// HTTP 503 while more requests than this are in flight (0: never).
+	ttftPerStream time.Duration
+	overloadAbove int64
+	requests      atomic.Int64 // generation requests (POST)
+	probes        atomic.Int64 // other requests (GET)
+	flushes       atomic.Int64 // POST /flush_cache
 	// conns counts new connections; postOnNew counts POSTs that were the
 	// first request on their connection (a measured request paying for it).
 	conns, postOnNew atomic.Int64
@@ -42,6 +48,10 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, used := s.seen.LoadOrStore(r.RemoteAddr, true)
 	if s.apiKey != "" && r.Header.Get("Authorization") != "Bearer "+s.apiKey {
 		http.Error(w, `{"error":"Unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path == "/flush_cache" {
+		s.flushes.Add(1)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -72,6 +82,11 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 400)
 		return
 	}
+	if s.overloadAbove > 0 && n > s.overloadAbove {
+		http.Error(w, `{"message":"overloaded"}`, http.StatusServiceUnavailable)
+		return
+	}
+	ttft := s.ttft + time.Duration(n)*s.ttftPerStream
 	if s.mode == "500" {
 		http.Error(w, `{"message":"overloaded"}`, 500)
 		return
@@ -103,7 +118,7 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "data: {\"text\":\"\",\"meta_info\":{\"completion_tokens\":1}}\n\n")
 		f.Flush()
 	}
-	if !sleep(s.ttft) {
+	if !sleep(ttft) {
 		return
 	}
 	if s.mode == "abort" {

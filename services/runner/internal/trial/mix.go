@@ -20,6 +20,15 @@ type benchOutcome struct {
 	Duration time.Duration
 	// PerWorkload holds each finished workload's metrics (a mix only).
 	PerWorkload map[string]map[string]float64
+	// LoadPoints are the levels of the workload's ladder or capacity search
+	// (one workload); PerWorkloadLoadPoints each workload's (a mix).
+	LoadPoints            []events.LoadPoint
+	PerWorkloadLoadPoints map[string][]events.LoadPoint
+	// InputLens are the headline level's prompt lengths as served (one workload).
+	InputLens []int
+	// Note is the load generator's word on a measurement that stands: why a
+	// ladder stopped early, why no level met a capacity SLO.
+	Note string
 }
 
 // benchmark drives the trial's workload against the server at url — or
@@ -29,15 +38,26 @@ type benchOutcome struct {
 // workload's run. m (nil: none) is told what is measured as it goes.
 func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url string, benchTO time.Duration, progress ProgressFunc, m *measurer) (benchOutcome, error) {
 	if len(q.Workloads) == 0 {
-		out, err := e.runWorkload(ctx, q, q.Workload, url, benchTO, m.checkpoints(0))
-		if err != nil {
+		out, err := e.runWorkload(ctx, q, q.Workload, url, benchTO, progress, m.checkpoints(0))
+		if out == nil {
 			return benchOutcome{}, err
 		}
-		return benchOutcome{Metrics: out.Metrics, Units: out.Units, Duration: out.Duration}, nil
+		// A failed ladder or search keeps the levels measured before it failed.
+		res := benchOutcome{LoadPoints: out.LoadPoints}
+		if err != nil {
+			return res, err
+		}
+		res.Metrics, res.Units, res.Duration = out.Metrics, out.Units, out.Duration
+		res.InputLens, res.Note = out.InputLens(), out.Stopped+out.Reason
+		return res, nil
 	}
-	res := benchOutcome{Units: map[string]string{}, PerWorkload: map[string]map[string]float64{}}
+	res := benchOutcome{Units: map[string]string{}, PerWorkload: map[string]map[string]float64{},
+		PerWorkloadLoadPoints: map[string][]events.LoadPoint{}}
 	for i, w := range q.Workloads {
-		out, err := e.runWorkload(ctx, q, w.Workload, url, benchTO, m.checkpoints(i))
+		out, err := e.runWorkload(ctx, q, w.Workload, url, benchTO, progress, m.checkpoints(i))
+		if out != nil && len(out.LoadPoints) > 0 {
+			res.PerWorkloadLoadPoints[w.Name] = out.LoadPoints
+		}
 		if err != nil {
 			return res, fmt.Errorf("workload %s (%d of %d): %w", w.Name, i+1, len(q.Workloads), err)
 		}
@@ -55,13 +75,33 @@ func (e *Executor) benchmark(ctx context.Context, q events.TrialQueued, url stri
 	return res, nil
 }
 
-// runWorkload measures one workload on the server at url.
-func (e *Executor) runWorkload(ctx context.Context, q events.TrialQueued, w events.Workload, url string, benchTO time.Duration, cp checkpoints) (*loadgen.Result, error) {
-	return loadgen.Run(ctx, loadgen.Options{
+// runWorkload measures one workload on the server at url: its one level,
+// its load ladder or its capacity search (the one call into the load
+// generator); each level measured is reported as progress.
+func (e *Executor) runWorkload(ctx context.Context, q events.TrialQueued, w events.Workload, url string, benchTO time.Duration, progress ProgressFunc, cp checkpoints) (*loadgen.Outcome, error) {
+	return loadgen.Measure(ctx, loadgen.Options{
 		BaseURL: url, Workload: w, Model: modelName(q.ServerArgs),
 		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout, APIKey: apiKey(q.ServerArgs),
+		OnLevel:     func(p events.LoadPoint) { progress(events.PhaseBenchmarking, levelMessage(p)) },
 		Checkpoints: cp.at, OnCheckpoint: cp.fn,
 	})
+}
+
+// levelMessage is a measured level in words, for the trial's progress.
+func levelMessage(p events.LoadPoint) string {
+	level := fmt.Sprintf("concurrency %d", p.MaxConcurrency)
+	if p.RequestRate > 0 {
+		level = fmt.Sprintf("request rate %g/s", p.RequestRate)
+	}
+	msg := fmt.Sprintf("%s: mean TTFT %.1f ms, p99 TTFT %.1f ms, %.0f output tok/s", level,
+		p.Metrics["mean_ttft_ms"], p.Metrics["p99_ttft_ms"], p.Metrics["output_throughput"])
+	if p.SLOMet != nil {
+		msg += fmt.Sprintf(", SLO met: %t", *p.SLOMet)
+	}
+	if p.Error != "" {
+		msg += ", failed: " + p.Error
+	}
+	return msg
 }
 
 // CheckpointFractions are the shares of each workload's measured requests

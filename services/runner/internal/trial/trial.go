@@ -244,6 +244,12 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		// A mix keeps every workload it measured, even when a later one failed.
 		res.WorkloadMetrics = out.PerWorkload
 	}
+	// A ladder or capacity search keeps the levels it measured, even when the
+	// server crashed or hung at a later one.
+	res.LoadPoints, res.InputLens = out.LoadPoints, out.InputLens
+	if len(out.PerWorkloadLoadPoints) > 0 {
+		res.WorkloadLoadPoints = out.PerWorkloadLoadPoints
+	}
 	var usage gpu.Summary
 	if mon != nil {
 		usage = mon.Stop()
@@ -287,6 +293,7 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	for k, v := range out.Units {
 		res.Units[k] = v
 	}
+	res.Reason = out.Note // e.g. no level met the capacity SLO (an infeasible COMPLETE trial)
 	e.energyEnd(energy, gpus, res)
 	if mon != nil {
 		putUsage(res, usage, out.Duration)

@@ -247,3 +247,50 @@ func TestRun_the_spec_api_key_reaches_every_request(t *testing.T) {
 		t.Fatalf("without the key: state %s, reason %q", res.State, res.Reason)
 	}
 }
+
+func TestRun_a_load_ladder_on_one_launch(t *testing.T) {
+	t.Parallel()
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_TTFT": "2ms"})
+	q := queued(9)
+	q.Workload.Load = &events.LoadLadder{Concurrency: []int{1, 2, 4}}
+	var p phases
+	res, err := e.Run(context.Background(), q, []int{0}, p.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != events.StateComplete || len(res.LoadPoints) != 3 {
+		t.Fatalf("state %s (%s), %d load points", res.State, res.Reason, len(res.LoadPoints))
+	}
+	for i, c := range []int{1, 2, 4} {
+		if lp := res.LoadPoints[i]; lp.MaxConcurrency != c || lp.Metrics["completed"] != 6 {
+			t.Fatalf("load point %d: %+v", i, lp)
+		}
+	}
+	// The headline is the workload's max_concurrency (2).
+	if res.Metrics["mean_ttft_ms"] != res.LoadPoints[1].Metrics["mean_ttft_ms"] || len(res.InputLens) != 6 || res.InputLens[0] != 16 {
+		t.Fatalf("headline metrics %v, input lens %v", res.Metrics, res.InputLens)
+	}
+	// One launch: the log shows one server start.
+	log, _ := os.ReadFile(res.LogRef)
+	if n := strings.Count(string(log), "fake sglang: mode="); n != 1 {
+		t.Fatalf("%d server starts for a 3-level ladder", n)
+	}
+}
+
+func TestRun_a_server_crashing_mid_ladder_keeps_the_levels_before(t *testing.T) {
+	t.Parallel()
+	// 6 measured + 1 warm-up requests a level: the 10th request is in level 2.
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_CRASH_AFTER": "10"})
+	q := queued(10)
+	q.Workload.Load = &events.LoadLadder{Concurrency: []int{1, 2, 4}}
+	res, err := e.Run(context.Background(), q, []int{0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != events.StateFailed || res.FailureClass != events.FailOOM {
+		t.Fatalf("state %s class %s: %s", res.State, res.FailureClass, res.Reason)
+	}
+	if len(res.LoadPoints) < 1 || res.LoadPoints[0].MaxConcurrency != 1 || res.LoadPoints[0].Metrics["completed"] != 6 {
+		t.Fatalf("load points %+v: the first level must be kept", res.LoadPoints)
+	}
+}
