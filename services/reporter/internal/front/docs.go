@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sgtune/sgtune/pkg/events"
 )
 
 // FrontDoc is a study's Pareto front: the value of KV pareto/front.<study>
@@ -34,6 +36,9 @@ type FrontDoc struct {
 	Baseline *BaselineInfo `json:"baseline,omitempty"`
 	// Counts of outcomes by kind, failure class and rejection rule.
 	Counts Counts `json:"counts"`
+	// Curves says how the members' curves are drawn: the load axis and the
+	// SLO lines (absent when no trial measured more than one level).
+	Curves *CurvesInfo `json:"curves,omitempty"`
 	// GPUHours is the GPU time the study's trials held, pruned and failed
 	// ones included (each trial's GPUs times its launch-to-stop wall time).
 	GPUHours float64 `json:"gpu_hours"`
@@ -64,6 +69,11 @@ type FrontMember struct {
 	LaunchCommand []string `json:"launch_command,omitempty"`
 	// Metrics is a selection of the measured metrics (objectives', SLOs' and headline ones).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Curve is the member's latency against load (a ladder or a capacity
+	// search measured on its one server), in load order; Capacity its
+	// capacity under the SLO when the study searched for it.
+	Curve    []CurvePoint  `json:"curve,omitempty"`
+	Capacity *CapacityInfo `json:"capacity,omitempty"`
 	// WorkloadObjectives are, when the study tunes for a mix, each
 	// workload's own objective values (Objectives aggregate them).
 	WorkloadObjectives map[string]map[string]float64 `json:"workload_objectives,omitempty"`
@@ -79,6 +89,43 @@ type FrontMember struct {
 	Spread   map[string]RunSpread `json:"spread,omitempty"`
 	Runner   string               `json:"runner,omitempty"`
 	GPUModel string               `json:"gpu_model,omitempty"`
+}
+
+// CurvePoint is one measured load level of a front member's curve.
+type CurvePoint struct {
+	// Level is the level's concurrency or request rate (CurvesInfo.Axis).
+	Level            float64  `json:"level"`
+	MeanTTFTMs       *float64 `json:"mean_ttft_ms,omitempty"`
+	P99TTFTMs        *float64 `json:"p99_ttft_ms,omitempty"`
+	MeanTPOTMs       *float64 `json:"mean_tpot_ms,omitempty"`
+	P99TPOTMs        *float64 `json:"p99_tpot_ms,omitempty"`
+	OutputThroughput *float64 `json:"output_throughput,omitempty"`
+	// SLOMet is the capacity search's verdict on the level (absent: no SLO).
+	SLOMet *bool `json:"slo_met,omitempty"`
+	// Error says why the level failed (the ladder stopped there).
+	Error string `json:"error,omitempty"`
+}
+
+// CapacityInfo is a front member's capacity under the study's SLO.
+type CapacityInfo struct {
+	// Search is "concurrency" or "request_rate"; Level the capacity found
+	// (0: no level met the SLO).
+	Search string  `json:"search"`
+	Level  float64 `json:"level"`
+	// OutputThroughput at capacity, in all and per GPU (when known).
+	OutputThroughput       *float64 `json:"output_throughput,omitempty"`
+	OutputThroughputPerGPU *float64 `json:"output_throughput_per_gpu,omitempty"`
+	Goodput                *float64 `json:"goodput,omitempty"`
+	GPUs                   int      `json:"gpus,omitempty"`
+}
+
+// CurvesInfo says how front members' curves are drawn.
+type CurvesInfo struct {
+	// Axis is "max_concurrency" or "request_rate".
+	Axis string `json:"axis"`
+	// SLO maps a latency metric (p99_ttft_ms, p99_tpot_ms, ...) to its bound
+	// in ms: the capacity search's SLO and the study's upper constraints.
+	SLO map[string]float64 `json:"slo,omitempty"`
 }
 
 // RunSpread summarises one objective over the runs of a repeated
@@ -155,6 +202,11 @@ type TrialRecord struct {
 	// WorkloadMetrics holds each workload's metrics when the study tunes
 	// for a mix; Metrics are then their aggregate.
 	WorkloadMetrics map[string]map[string]float64 `json:"workload_metrics,omitempty"`
+	// LoadPoints are the load levels measured (ladder or capacity search),
+	// each a flat bench_serving-style object; WorkloadLoadPoints per
+	// workload of a mix.
+	LoadPoints         []events.LoadPoint            `json:"load_points,omitempty"`
+	WorkloadLoadPoints map[string][]events.LoadPoint `json:"workload_load_points,omitempty"`
 	// Reason says why a trial failed, was rejected or is infeasible.
 	Reason       string      `json:"reason,omitempty"`
 	FailureClass string      `json:"failure_class,omitempty"`

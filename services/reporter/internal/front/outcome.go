@@ -1,6 +1,10 @@
 package front
 
-import "time"
+import (
+	"time"
+
+	"github.com/sgtune/sgtune/pkg/events"
+)
 
 // Trial states, as in the seed's JSON output and pkg/events.
 const (
@@ -34,6 +38,10 @@ type Outcome struct {
 	// WorkloadMetrics holds each workload's own metrics when the trial ran a
 	// mix (spec workloads:); Metrics then aggregate them.
 	WorkloadMetrics map[string]map[string]float64
+	// LoadPoints are the load levels the trial measured (a ladder or a
+	// capacity search); WorkloadLoadPoints those of each workload of a mix.
+	LoadPoints         []events.LoadPoint
+	WorkloadLoadPoints map[string][]events.LoadPoint
 	// FailureClass (oom, crash, timeout, ...) and Reason of a FAILED trial;
 	// Reason also carries a rejection's summary.
 	FailureClass string

@@ -56,6 +56,15 @@ func Print(w io.Writer, doc FrontDoc) error {
 				p.f("  %s: %s\n", o.Name, withUnit(v, o.Unit))
 			}
 		}
+		if c := m.Capacity; c != nil {
+			p.f("  Capacity: %s\n", capacityLine(c))
+		}
+		if v, ok := m.Metrics["output_throughput_per_gpu"]; ok {
+			p.f("  Throughput per GPU: %.2f tok/s%s\n", v, gpuCount(m.Metrics))
+		}
+		if len(m.Curve) > 1 {
+			p.f("  Curve: %s\n", curveLine(m.Curve))
+		}
 		for _, name := range slices.Sorted(maps.Keys(m.WorkloadObjectives)) {
 			p.f("  Workload %s: %s\n", name, objectiveList(doc, m.WorkloadObjectives[name]))
 		}
@@ -222,4 +231,59 @@ func shellJoin(argv []string) string {
 		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(out, " ")
+}
+
+// capacityLine renders a front member's capacity under the SLO.
+func capacityLine(c *CapacityInfo) string {
+	if c.Level <= 0 {
+		return "no load level met the SLO"
+	}
+	level := fmt.Sprintf("%g concurrent requests", c.Level)
+	if c.Search == "request_rate" {
+		level = fmt.Sprintf("%.4g req/s", c.Level)
+	}
+	out := level + " under the SLO"
+	if c.OutputThroughput != nil {
+		out += fmt.Sprintf(", %.2f tok/s", *c.OutputThroughput)
+	}
+	if c.OutputThroughputPerGPU != nil {
+		out += fmt.Sprintf(" (%.2f tok/s per GPU", *c.OutputThroughputPerGPU)
+		if c.GPUs > 0 {
+			out += fmt.Sprintf(", %d GPUs", c.GPUs)
+		}
+		out += ")"
+	}
+	if c.Goodput != nil {
+		out += fmt.Sprintf(", goodput %.4g req/s", *c.Goodput)
+	}
+	return out
+}
+
+func gpuCount(metrics map[string]float64) string {
+	if g, ok := metrics["gpus"]; ok && g > 0 {
+		return fmt.Sprintf(" (%g GPUs)", g)
+	}
+	return ""
+}
+
+// curveLine renders a curve compactly: "level: p99 TTFT/p99 TPOT ms" per point.
+func curveLine(curve []CurvePoint) string {
+	parts := make([]string, len(curve))
+	for i, c := range curve {
+		s := fmt.Sprintf("%g:", c.Level)
+		if c.P99TTFTMs != nil {
+			s += fmt.Sprintf(" p99 TTFT %.4g ms", *c.P99TTFTMs)
+		}
+		if c.P99TPOTMs != nil {
+			s += fmt.Sprintf(" p99 TPOT %.4g ms", *c.P99TPOTMs)
+		}
+		if c.SLOMet != nil && !*c.SLOMet {
+			s += " (misses the SLO)"
+		}
+		if c.Error != "" {
+			s += " (failed)"
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, "; ")
 }

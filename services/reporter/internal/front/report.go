@@ -101,6 +101,10 @@ func sanitize(o Outcome) Outcome {
 	o.Metrics = nilIfEmpty(o.Metrics)
 	o.Units = nilIfEmpty(o.Units)
 	o.WorkloadMetrics = nilIfEmpty(o.WorkloadMetrics)
+	o.WorkloadLoadPoints = nilIfEmpty(o.WorkloadLoadPoints)
+	if len(o.LoadPoints) == 0 {
+		o.LoadPoints = nil
+	}
 	if len(o.Rejections) == 0 {
 		o.Rejections = nil
 	}
@@ -340,6 +344,7 @@ func (r *Report) compute() {
 		Hypervolume: hv,
 		Counts:      counts,
 		GPUHours:    gpuSeconds / 3600,
+		Curves:      curvesInfo(spec),
 		StartedAt:   r.startedAt,
 		UpdatedAt:   r.latest,
 	}
@@ -507,7 +512,7 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 			m.Units[o.Name] = o.Unit
 		}
 	}
-	selected := slices.Clone(headlineMetrics)
+	selected := append(slices.Clone(headlineMetrics), capacityMetrics...)
 	for _, o := range spec.Objectives {
 		selected = append(selected, o.Metric)
 	}
@@ -523,6 +528,8 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 		}
 	}
 	m.WorkloadObjectives = r.workloadObjectives(t)
+	m.Curve = curveOf(t.o.LoadPoints)
+	m.Capacity = capacityOf(spec, t.o.Metrics)
 	if len(t.runs) > 0 && r.spec.Sampler.Repeats > 0 {
 		m.Runs = slices.Clone(t.runs)
 		m.Spread = r.spread(t)
@@ -593,31 +600,33 @@ func (r *Report) launchCommand(t *trial) []string {
 func (r *Report) record(t *trial) TrialRecord {
 	o := t.o
 	rec := TrialRecord{
-		TrialNumber:     o.Trial,
-		State:           o.State,
-		Parameters:      t.params,
-		Feasible:        t.feasible,
-		ParetoOptimal:   t.onFront,
-		Violations:      t.violations,
-		Metrics:         o.Metrics,
-		Units:           o.Units,
-		Reason:          o.Reason,
-		WorkloadMetrics: o.WorkloadMetrics,
-		FailureClass:    o.FailureClass,
-		Rules:           o.Rejections,
-		DuplicateOf:     o.DuplicateOf,
-		RepeatOf:        t.repeatOf,
-		LaunchCommand:   o.LaunchCommand,
-		Runner:          o.Runner,
-		Host:            o.Host,
-		GPUModel:        o.GPUModel,
-		GPUs:            o.GPUs,
-		GPUSeconds:      o.GPUSeconds,
-		Backend:         o.Backend,
-		StartedAt:       o.StartedAt,
-		FinishedAt:      o.FinishedAt,
-		LogRef:          o.LogRef,
-		LogTail:         o.LogTail,
+		TrialNumber:        o.Trial,
+		State:              o.State,
+		Parameters:         t.params,
+		Feasible:           t.feasible,
+		ParetoOptimal:      t.onFront,
+		Violations:         t.violations,
+		Metrics:            o.Metrics,
+		Units:              o.Units,
+		Reason:             o.Reason,
+		WorkloadMetrics:    o.WorkloadMetrics,
+		LoadPoints:         o.LoadPoints,
+		WorkloadLoadPoints: o.WorkloadLoadPoints,
+		FailureClass:       o.FailureClass,
+		Rules:              o.Rejections,
+		DuplicateOf:        o.DuplicateOf,
+		RepeatOf:           t.repeatOf,
+		LaunchCommand:      o.LaunchCommand,
+		Runner:             o.Runner,
+		Host:               o.Host,
+		GPUModel:           o.GPUModel,
+		GPUs:               o.GPUs,
+		GPUSeconds:         o.GPUSeconds,
+		Backend:            o.Backend,
+		StartedAt:          o.StartedAt,
+		FinishedAt:         o.FinishedAt,
+		LogRef:             o.LogRef,
+		LogTail:            o.LogTail,
 	}
 	if t.values != nil {
 		rec.Objectives = r.byObjective(t.values)

@@ -85,6 +85,7 @@ func FromResult(ev events.TrialResult) front.Outcome {
 	return front.Outcome{
 		Study: ev.Study, Trial: ev.Trial, State: ev.State, OccurredAt: ev.OccurredAt,
 		Params: ev.Params, Metrics: ev.Metrics, Units: ev.Units, WorkloadMetrics: ev.WorkloadMetrics,
+		LoadPoints: ev.LoadPoints, WorkloadLoadPoints: ev.WorkloadLoadPoints,
 		FailureClass: ev.FailureClass, Reason: ev.Reason, LogTail: ev.LogTail, LogRef: ev.LogRef,
 		LaunchCommand: ev.LaunchCommand, Runner: ev.Runner, Host: ev.Host, GPUModel: ev.GPUModel,
 		GPUs: ev.GPUs, GPUSeconds: ev.GPUSeconds, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
