@@ -80,3 +80,55 @@ func TestRunObserved_mix_gives_worst_case_bounds_before_the_last_workload(t *tes
 		t.Fatalf("measurements %+v: want a bound after chat and a full estimate during rag", o.got)
 	}
 }
+
+func TestRunObserved_ladder_reports_its_headline_level_not_checkpoints(t *testing.T) {
+	t.Parallel()
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_ITL": "2ms"})
+	q := queued(11)
+	q.Workload.NumPrompts = 20
+	q.Workload.Load = &events.LoadLadder{Concurrency: []int{1, 2, 4}}
+	var o observed
+	res, err := e.RunObserved(context.Background(), q, []int{0}, nil, o.add)
+	if err != nil || res.State != events.StateComplete {
+		t.Fatalf("Run: %v %s %s", err, res.State, res.Reason)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	// Level 1 is no estimate of the headline (2); level 2 is the headline
+	// itself; after level 4 there is nothing left to stop.
+	if len(o.got) != 1 {
+		t.Fatalf("%d measurements %+v, want the headline level's only", len(o.got), o.got)
+	}
+	m := o.got[0]
+	if m.Metrics["mean_ttft_ms"] != res.LoadPoints[1].Metrics["mean_ttft_ms"] || len(m.LoadPoints) != 2 || m.Fraction < 0.66 || m.Fraction > 0.67 {
+		t.Fatalf("measurement %+v", m)
+	}
+}
+
+func TestCapacityBounds(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	q := queued(12)
+	q.GPUs = 2
+	q.Workload.Capacity = &events.CapacitySearch{Search: events.SearchConcurrency, Max: 256, SLO: map[string]float64{"p99_ttft_ms": 500}}
+	var o observed
+	m := newMeasurer(q, 30, o.add)
+	m.level(events.LoadPoint{MaxConcurrency: 16, SLOMet: &yes, Metrics: map[string]float64{"p99_ttft_ms": 200, "output_throughput": 1500, "completed": 200}})
+	m.level(events.LoadPoint{MaxConcurrency: 64, SLOMet: &no, Metrics: map[string]float64{"p99_ttft_ms": 900, "output_throughput": 4000, "completed": 200}})
+	m.level(events.LoadPoint{MaxConcurrency: 32, SLOMet: &yes, Metrics: map[string]float64{"p99_ttft_ms": 420, "output_throughput": 3000, "completed": 200}})
+	m.level(events.LoadPoint{MaxConcurrency: 48, SLOMet: &no, Metrics: map[string]float64{"p99_ttft_ms": 610, "output_throughput": 3600, "completed": 200}})
+	if len(o.got) != 4 {
+		t.Fatalf("%d measurements", len(o.got))
+	}
+	first, last := o.got[0], o.got[3]
+	if first.Upper != nil || first.Lower["p99_ttft_ms"] != 200 {
+		t.Errorf("after a met level only: upper %v lower %v", first.Upper, first.Lower)
+	}
+	// Capacity is in [32, 48): throughput at most 48's, latency at least 32's.
+	if last.Upper["capacity_concurrency"] != 48 || last.Upper["capacity_output_throughput"] != 3600 || last.Upper["capacity_output_throughput_per_gpu"] != 1800 {
+		t.Errorf("upper bounds %v", last.Upper)
+	}
+	if last.Lower["p99_ttft_ms"] != 420 || last.Fraction != 0.5 || len(last.LoadPoints) != 4 || last.Metrics["startup_seconds"] != 30 {
+		t.Errorf("lower %v fraction %v points %d metrics %v", last.Lower, last.Fraction, len(last.LoadPoints), last.Metrics)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
@@ -82,7 +83,12 @@ func (e *Executor) runWorkload(ctx context.Context, q events.TrialQueued, w even
 	return loadgen.Measure(ctx, loadgen.Options{
 		BaseURL: url, Workload: w, Model: modelName(q.ServerArgs),
 		Timeout: benchTO, IdleTimeout: e.cfg.IdleTimeout, APIKey: apiKey(q.ServerArgs),
-		OnLevel:     func(p events.LoadPoint) { progress(events.PhaseBenchmarking, levelMessage(p)) },
+		OnLevel: func(p events.LoadPoint) {
+			progress(events.PhaseBenchmarking, levelMessage(p))
+			if cp.level != nil {
+				cp.level(p)
+			}
+		},
 		Checkpoints: cp.at, OnCheckpoint: cp.fn,
 	})
 }
@@ -110,10 +116,12 @@ func levelMessage(p events.LoadPoint) string {
 // on more requests.
 var CheckpointFractions = []float64{0.1, 0.2, 0.35, 0.5, 0.65}
 
-// checkpoints is the loadgen hook of one workload's run.
+// checkpoints is the loadgen hook of one workload's run: checkpoints
+// inside its level, or a call per finished level.
 type checkpoints struct {
-	at []float64
-	fn func(loadgen.Checkpoint)
+	at    []float64
+	fn    func(loadgen.Checkpoint)
+	level func(events.LoadPoint)
 }
 
 // measurer turns the load generator's checkpoints into the trial's
@@ -127,7 +135,8 @@ type measurer struct {
 	step     int
 	mix      []events.NamedWorkload
 	finished map[string]map[string]float64
-	doneReqs int // measured requests of the finished workloads
+	doneReqs int                // measured requests of the finished workloads
+	points   []events.LoadPoint // the levels finished so far (one workload)
 }
 
 func newMeasurer(q events.TrialQueued, startupSeconds float64, observe ObserveFunc) *measurer {
@@ -137,12 +146,29 @@ func newMeasurer(q events.TrialQueued, startupSeconds float64, observe ObserveFu
 	return &measurer{q: q, startup: startupSeconds, observe: observe, mix: q.Workloads, finished: map[string]map[string]float64{}}
 }
 
-// checkpoints is the hook for workload i (0 without a mix).
+// checkpoints is the hook for workload i (0 without a mix). A workload
+// with a ladder or a capacity search has none inside its levels (a level's
+// partial metrics are no estimate of the headline level's): its finished
+// levels are reported instead (level).
 func (m *measurer) checkpoints(i int) checkpoints {
 	if m == nil {
 		return checkpoints{}
 	}
+	w := m.workload(i)
+	if w.Load != nil || w.Capacity != nil {
+		if len(m.mix) > 0 {
+			return checkpoints{}
+		}
+		return checkpoints{level: m.level}
+	}
 	return checkpoints{at: CheckpointFractions, fn: func(c loadgen.Checkpoint) { m.checkpoint(i, c) }}
+}
+
+func (m *measurer) workload(i int) events.Workload {
+	if len(m.mix) == 0 {
+		return m.q.Workload
+	}
+	return m.mix[i].Workload
 }
 
 // planned is the trial's measured requests, when workload i has total.
@@ -237,4 +263,82 @@ func (m *measurer) emit(meas events.Measurement) {
 	}
 	meas.Metrics["startup_seconds"] = m.startup
 	m.observe(meas)
+}
+
+// level reports a finished level of the (single) workload's ladder or
+// capacity search. A ladder's headline level gives the headline metrics
+// themselves. A capacity search gives bounds: capacity is below the lowest
+// level that missed the SLO, so its throughput is at most that level's
+// (throughput grows with load), and its latencies are at least those of
+// the highest level that met it (latency grows with load).
+func (m *measurer) level(p events.LoadPoint) {
+	m.points = append(m.points, p)
+	w := m.q.Workload
+	meas := events.Measurement{Requests: int(p.Metrics["completed"]), LoadPoints: slices.Clone(m.points)}
+	switch {
+	case w.Load != nil:
+		levels := len(w.Load.Concurrency) + len(w.Load.RequestRates)
+		meas.Fraction = float64(len(m.points)) / float64(max(levels, 1))
+		headline := w.Load.Headline
+		if headline == 0 {
+			headline = float64(w.MaxConcurrency)
+			if len(w.Load.RequestRates) > 0 {
+				headline = w.RequestRate
+			}
+		}
+		if p.Level() != headline || p.Error != "" {
+			return // no estimate of the headline metrics yet (or no more)
+		}
+		meas.Metrics = maps.Clone(p.Metrics)
+	case w.Capacity != nil:
+		maxLevels := w.Capacity.MaxLevels
+		if maxLevels <= 0 {
+			maxLevels = study.DefaultCapacityMaxLevels
+		}
+		meas.Fraction = min(float64(len(m.points))/float64(maxLevels), 1)
+		m.capacityBounds(&meas)
+		if meas.Upper == nil && meas.Lower == nil {
+			return
+		}
+	default:
+		return
+	}
+	m.emit(meas)
+}
+
+// capacityBounds sets what the levels measured so far prove about the
+// capacity search's result.
+func (m *measurer) capacityBounds(meas *events.Measurement) {
+	c := m.q.Workload.Capacity
+	var lowFail, highMet *events.LoadPoint
+	for i := range m.points {
+		p := &m.points[i]
+		if p.SLOMet == nil || p.Error != "" {
+			continue
+		}
+		if *p.SLOMet && (highMet == nil || p.Level() > highMet.Level()) {
+			highMet = p
+		}
+		if !*p.SLOMet && (lowFail == nil || p.Level() < lowFail.Level()) {
+			lowFail = p
+		}
+	}
+	gpus := float64(max(m.q.GPUs, 1))
+	if lowFail != nil {
+		meas.Upper = map[string]float64{study.CapacityMetric(c.Search): lowFail.Level()}
+		if v, ok := lowFail.Metrics["output_throughput"]; ok {
+			meas.Upper["capacity_output_throughput"] = v
+			meas.Upper["capacity_output_throughput_per_gpu"] = v / gpus
+			meas.Upper["output_throughput"] = v
+			meas.Upper["output_throughput_per_gpu"] = v / gpus
+		}
+	}
+	if highMet != nil {
+		meas.Lower = map[string]float64{}
+		for k, v := range highMet.Metrics {
+			if study.IsLatencyMetric(k) {
+				meas.Lower[k] = v
+			}
+		}
+	}
 }

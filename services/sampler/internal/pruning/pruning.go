@@ -189,11 +189,22 @@ func Decide(p Policy, objectives []Objective, front []Member, obs Observation) D
 		b := obs.Objectives[k]
 		switch {
 		case math.IsNaN(b.Estimate) || math.IsInf(b.Estimate, 0):
-			opt[k] = math.Inf(-1)
-			if o.Maximize {
+			// No estimate, but maybe a bound on the good side (a capacity
+			// search's level that missed the SLO caps its throughput); the
+			// bound is itself a measurement, so it gets the noise floor.
+			floor := p.Z * p.NoiseFloor
+			switch {
+			case o.Maximize && !math.IsNaN(b.Upper):
+				opt[k] = b.Upper + floor*math.Abs(b.Upper)
+			case !o.Maximize && !math.IsNaN(b.Lower):
+				opt[k] = b.Lower - floor*math.Abs(b.Lower)
+			case o.Maximize:
 				opt[k] = math.Inf(1)
+				unknown = append(unknown, o.Name)
+			default:
+				opt[k] = math.Inf(-1)
+				unknown = append(unknown, o.Name)
 			}
-			unknown = append(unknown, o.Name)
 		default:
 			opt[k] = optimistic(b, o.Maximize, margin)
 		}

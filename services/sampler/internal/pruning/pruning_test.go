@@ -117,3 +117,22 @@ func TestRelativeErrorShrinksWithRequests(t *testing.T) {
 		t.Fatalf("relative errors %v, %v, %v: want shrinking to the 0.05 floor", a, b, c)
 	}
 }
+
+func TestDecideOnBoundsAlone(t *testing.T) {
+	t.Parallel()
+	// A capacity search whose level at 3000 tok/s missed the SLO: the trial's
+	// capacity throughput is at most that (plus the 2 x 5 % noise floor), and
+	// its latency at capacity at least the 0.2 s of the highest level it met.
+	o := pruning.Observation{Requests: 200, Fraction: 0.4, Objectives: []pruning.Bound{
+		{Estimate: math.NaN(), Lower: 0.2, Upper: math.NaN()},
+		{Estimate: math.NaN(), Lower: math.NaN(), Upper: 2000},
+	}}
+	d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+	if !d.Stop || math.Abs(d.Optimistic[0]-0.18) > 1e-9 || math.Abs(d.Optimistic[1]-2200) > 1e-9 {
+		t.Fatalf("stop %v optimistic %v (%s): want stopped at (0.18 s, 2200 tok/s)", d.Stop, d.Optimistic, d.Reason)
+	}
+	o.Objectives[1].Upper = 3500 // above trial 3's 3000: could still join the front
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o); d.Stop {
+		t.Fatalf("stopped with a bound above the front: %s", d.Reason)
+	}
+}
