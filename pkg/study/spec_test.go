@@ -143,6 +143,8 @@ func TestParseErrorsNameTheKeyAndFile(t *testing.T) {
 			[]string{"line 3: objectives[1].metric", `unknown metric "output_tput"`, "known: ", "output_throughput", "p99_ttft_ms"}},
 		{"unknown constraint metric", "constraints:\n  - {metric: p99_ttft, max: 500}\n", []string{"line 2: constraints[0].metric", `"p99_ttft"`, "p99_ttft_ms"}},
 		{"bad n_trials", "n_trials: 0\n", []string{"line 1: n_trials", "at least 1"}},
+		{"per-GPU typo", "objectives: [{name: x, metric: output_throughput_per_gpus, direction: maximize}]\n",
+			[]string{"objectives[0].metric", "output_throughput_per_gpus", "did you mean", "output_throughput_per_gpu"}},
 		{"bad sglang version", "rules: {sglang_version: \"banana!\"}\n", []string{"rules.sglang_version", "banana!"}},
 		{"static flag unknown to the pinned version", "model:\n  static_args: {detokenizer_worker_num: 2}\n", []string{"model.static_args.detokenizer_worker_num", "only main"}},
 		{"searched choice unknown to the pinned version", "space:\n  schedule_policy: [fcfs, priority]\n", []string{"space.schedule_policy[1]", "only main"}},

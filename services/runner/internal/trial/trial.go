@@ -150,6 +150,7 @@ func (e *Executor) RunObserved(ctx context.Context, q events.TrialQueued, gpus [
 	if res.State == "" {
 		res.State = events.StateComplete
 	}
+	putPerGPU(&res, gpus, q.GPUs)
 	if len(res.Metrics) == 0 {
 		res.Metrics, res.Units = nil, nil
 	}

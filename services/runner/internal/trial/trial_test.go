@@ -74,6 +74,16 @@ func TestRun_complete(t *testing.T) {
 	if res.Metrics["completed"] != 6 || res.Metrics["startup_seconds"] <= 0 || res.Units["mean_ttft_ms"] != "ms" || res.Units["startup_seconds"] != "s" {
 		t.Fatalf("metrics = %v units = %v", res.Metrics, res.Units)
 	}
+	// Per-GPU figures: the trial ran on two GPUs.
+	if res.Metrics["gpus"] != 2 || res.Metrics["output_throughput"] <= 0 ||
+		res.Metrics["output_throughput_per_gpu"] != res.Metrics["output_throughput"]/2 ||
+		res.Metrics["request_throughput_per_gpu"] != res.Metrics["request_throughput"]/2 ||
+		res.Units["output_throughput_per_gpu"] != "tok/s/GPU" || res.Units["gpus"] != "GPU" {
+		t.Fatalf("per-GPU metrics = %v units = %v", res.Metrics, res.Units)
+	}
+	if _, ok := res.Metrics["mean_ttft_ms_per_gpu"]; ok {
+		t.Fatal("a latency got a per-GPU twin")
+	}
 	if !slices.Contains(res.LaunchCommand, "--port") || !slices.Contains(res.LaunchCommand, "--tp-size") || res.Backend != "sim" {
 		t.Fatalf("launch command = %v", res.LaunchCommand)
 	}
@@ -163,6 +173,9 @@ func TestRun_exec_backend(t *testing.T) {
 	res, err := ok.Run(context.Background(), queued(5), []int{1}, nil)
 	if err != nil || res.State != events.StateComplete || res.Metrics["mean_ttft_ms"] != 500 || res.Metrics["tps"] != 900 {
 		t.Fatalf("res %+v err %v", res, err)
+	}
+	if res.Metrics["gpus"] != 1 || res.Metrics["output_throughput_per_gpu"] != 900 {
+		t.Fatalf("exec per-GPU metrics = %v", res.Metrics)
 	}
 	if !strings.Contains(res.LogTail, "gpus=1") || res.Backend != "exec" {
 		t.Fatalf("tail %q backend %q", res.LogTail, res.Backend)
