@@ -14,6 +14,10 @@ RUNNERS  ?= 2
 # sgtune --version reports it.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
+# make run's simulated servers start in about a second: short bounds, so a
+# hung one costs seconds (the shipped specs' own timeouts fit a real model load).
+SIM_STARTUP_TIMEOUT   ?= 60s
+SIM_BENCHMARK_TIMEOUT ?= 60s
 
 .DEFAULT_GOAL := all
 
@@ -42,6 +46,7 @@ run: build ## run a whole simulated study on the embedded NATS (about a minute)
 	@# says what it deletes from a store that may hold other studies).
 	rm -rf .sgtune/quickstart
 	$(BIN)/sgtune up --sim --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
+		--startup-timeout $(SIM_STARTUP_TIMEOUT) --benchmark-timeout $(SIM_BENCHMARK_TIMEOUT) \
 		--data-dir .sgtune/quickstart --output results.json
 
 test: test-deps ## run every test of every module

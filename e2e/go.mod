@@ -12,6 +12,7 @@ require (
 	github.com/sgtune/sgtune/services/runner v0.0.0
 	github.com/sgtune/sgtune/services/sampler v0.0.0
 	github.com/sgtune/sgtune/services/validator v0.0.0
+	github.com/sgtune/sgtune/sim v0.0.0
 )
 
 require (
@@ -50,4 +51,5 @@ replace (
 	github.com/sgtune/sgtune/services/runner => ../services/runner
 	github.com/sgtune/sgtune/services/sampler => ../services/sampler
 	github.com/sgtune/sgtune/services/validator => ../services/validator
+	github.com/sgtune/sgtune/sim => ../sim
 )

@@ -83,6 +83,18 @@ func TestStudyThroughAllFourServices(t *testing.T) {
 	if benchmarked != trials {
 		t.Fatalf("%d benchmarked outcomes, want %d", benchmarked, trials)
 	}
+	// The study runs the default rule sets (seed, sglang, hardware): no trial
+	// was launched only for the server to refuse its flags at start.
+	err = natsx.Replay(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy("e2e"), func(data []byte, _ natsx.Meta) error {
+		res, err := events.Decode[events.TrialResult](data, events.TypeTrialResult)
+		if err == nil && res.State == events.StateFailed && res.FailureClass == events.FailCrash {
+			t.Errorf("trial %d was launched and refused by the server: %s\n%s", res.Trial, res.Reason, res.LogTail)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The reporter folds the last outcomes shortly after; read the front as a user would.
 	var doc struct {

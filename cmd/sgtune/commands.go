@@ -83,8 +83,10 @@ resumes the study; after it exits, read it with
 
 const validateDetails = `Checks one configuration against the study's rules exactly as the validator
 service does (without dedup, which needs a study's history): the safety rules
-always, the spec's rule sets (rules.sets; default: the seed's), and with
---gpu-model the hardware rules against one simulated host of that GPU model.
+always and the spec's rule sets (rules.sets; default: seed, sglang and
+hardware). The hardware rules need a fleet: with --gpu-model they are checked
+against one simulated host of that GPU model (and turned on if the spec's
+sets lack them); without it they are skipped, with a note.
 
 Prints VALID with the canonical config (what SGLang would really run) and the
 launch flags, or INVALID with every failing rule and its reason.

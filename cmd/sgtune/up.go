@@ -64,6 +64,10 @@ type upOptions struct {
 	// maxFailStreak stops the study after this many benchmarked trials in a
 	// row failed the same way (0: never).
 	maxFailStreak int
+	// startupTimeout and benchmarkTimeout override the spec's model timeouts
+	// (make run: the simulator's short ones; the shipped specs fit real loads).
+	startupTimeout   time.Duration
+	benchmarkTimeout time.Duration
 }
 
 func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -90,6 +94,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: motpe, nsga2 or random (default: the spec's, motpe)")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "cap on trials in flight (default: the spec's, or every runner slot)")
+	fs.DurationVar(&o.startupTimeout, "startup-timeout", 0, "launch-to-healthy bound of every trial, torch.compile ones too (default: the spec's model.startup_timeout, 10m)")
+	fs.DurationVar(&o.benchmarkTimeout, "benchmark-timeout", 0, "warm-up plus measurement bound of every trial (default: the spec's model.benchmark_timeout, 10m)")
 	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory")
 	fs.Float64Var(&o.simScale, "sim-time-scale", 0.02, "with --sim: scale of the simulated server startup time (1 = realistic)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "embedded NATS address (a free port is used if taken)")
@@ -486,6 +492,16 @@ func loadSpec(o upOptions) (study.Spec, error) {
 	}
 	if o.maxInFlight > 0 {
 		spec.Sampler.MaxInFlight = o.maxInFlight
+	}
+	if o.startupTimeout < 0 || o.benchmarkTimeout < 0 {
+		return study.Spec{}, fmt.Errorf("--startup-timeout and --benchmark-timeout must be positive")
+	}
+	if o.startupTimeout > 0 {
+		spec.Model.StartupTimeout = events.Duration(o.startupTimeout)
+		spec.Model.CompileStartupTimeout = events.Duration(o.startupTimeout)
+	}
+	if o.benchmarkTimeout > 0 {
+		spec.Model.BenchmarkTimeout = events.Duration(o.benchmarkTimeout)
 	}
 	if err := spec.Validate(); err != nil {
 		return study.Spec{}, fmt.Errorf("invalid study settings: %w", err)

@@ -38,6 +38,8 @@ func TestUpBadInputIsAUsageError(t *testing.T) {
 		{"zero trials", []string{"--n-trials", "0"}, "--n-trials must be at least 1, got 0"},
 		{"negative trials", []string{"--n-trials", "-3"}, "--n-trials must be at least 1, got -3"},
 		{"negative failure streak", []string{"--max-consecutive-failures", "-1"}, "--max-consecutive-failures"},
+		{"negative startup timeout", []string{"--startup-timeout", "-1s"}, "--startup-timeout"},
+		{"malformed benchmark timeout", []string{"--benchmark-timeout", "soon"}, "benchmark-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +50,25 @@ func TestUpBadInputIsAUsageError(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestUpTimeoutFlagsOverrideTheSpec(t *testing.T) {
+	spec, err := loadSpec(upOptions{specFile: "../../deploy/specs/quickstart.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shipped spec fits a real model load ...
+	if spec.Model.StartupTimeout.D() < 5*time.Minute || spec.Model.CompileStartupTimeout.D() < spec.Model.StartupTimeout.D() {
+		t.Fatalf("quickstart startup timeouts %s / %s do not fit a real model load", spec.Model.StartupTimeout.D(), spec.Model.CompileStartupTimeout.D())
+	}
+	// ... and make run's flags shorten them for the simulator.
+	spec, err = loadSpec(upOptions{specFile: "../../deploy/specs/quickstart.yaml", startupTimeout: time.Minute, benchmarkTimeout: 45 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Model.StartupTimeout.D() != time.Minute || spec.Model.CompileStartupTimeout.D() != time.Minute || spec.Model.BenchmarkTimeout.D() != 45*time.Second {
+		t.Fatalf("timeouts = %+v", spec.Model)
 	}
 }
 

@@ -36,6 +36,10 @@ space:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	seedOnly := filepath.Join(dir, "seed.yaml")
+	if err := os.WriteFile(seedOnly, []byte("rules: {sets: [seed]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name           string
 		givenArgs      []string
@@ -44,8 +48,13 @@ space:
 		expectedStderr string
 	}{
 		{"valid", []string{`{"tp_size": 2, "pp_size": 2, "disable_overlap_schedule": false}`}, 0,
-			[]string{"VALID (rule sets: safety, seed; model: llama-3.1-8b; 4 GPUs)", "disable_overlap_schedule: True", "pp_size: 2",
-				"launch flags:\n  --model-path meta-llama/Llama-3.1-8B-Instruct --tp-size 2 --pp-size 2\n"}, ""},
+			[]string{"VALID (rule sets: safety, seed, sglang, hardware; model: llama-3.1-8b; 4 GPUs)", "disable_overlap_schedule: True", "pp_size: 2",
+				"launch flags:\n  --model-path meta-llama/Llama-3.1-8B-Instruct --tp-size 2 --pp-size 2\n",
+				"note: hardware rules not checked: no fleet was given"}, ""},
+		{"the seed's rules alone", []string{"--spec", seedOnly, `{"tp_size": 2, "enable_two_batch_overlap": true}`}, 0,
+			[]string{"VALID (rule sets: safety, seed; model: llama-3.1-8b; 2 GPUs)"}, ""},
+		{"default rules refuse what SGLang refuses", []string{`{"tp_size": 2, "enable_two_batch_overlap": true}`}, 1,
+			[]string{"INVALID", "sglang.tbo_"}, ""},
 		{"flags after the JSON", []string{`{"tp_size": 8}`, "--device-num", "4"}, 1,
 			[]string{"INVALID: 1 rule fails", "seed.gpu_count [seed]: tp_size × pp_size × dp_size = 8 × 1 × 1 = 8 GPUs, but device_num allows 4.", "source: seed tuner"},
 			"INVALID: seed.gpu_count"},
@@ -53,8 +62,10 @@ space:
 			[]string{"INVALID: 3 rules fail", "seed.gpu_count [seed]", "sglang.backend_model_type [sglang]: attention_backend = trtllm_mha implements only ordinary multi-head attention, but deepseek-v3",
 				"sglang.tbo_a2a_backend [sglang]", "source: SGLang python/sglang/srt/server_args.py (R-TBO1)"},
 			""},
-		{"gpu turns hardware on and names the host", []string{"--gpu-model", "a100-40g", "--device-num", "2", `{"attention_backend": "fa3", "tp_size": 2}`}, 0,
-			[]string{"VALID (rule sets: safety, seed, hardware;", "host considered: simulated@a100-40g: 2 × NVIDIA A100-SXM4-40GB (sm80, 40 GiB)", "note: --gpu-model turned the hardware rule set on"}, ""},
+		{"gpu names the host", []string{"--gpu-model", "a100-40g", "--device-num", "2", `{"attention_backend": "fa3", "tp_size": 2}`}, 0,
+			[]string{"VALID (rule sets: safety, seed, sglang, hardware;", "host considered: simulated@a100-40g: 2 × NVIDIA A100-SXM4-40GB (sm80, 40 GiB)"}, ""},
+		{"gpu turns hardware on", []string{"--spec", seedOnly, "--gpu-model", "a100-40g", "--device-num", "2", `{"attention_backend": "fa3", "tp_size": 2}`}, 0,
+			[]string{"VALID (rule sets: safety, seed, hardware;", "note: --gpu-model turned the hardware rule set on"}, ""},
 		{"gpu rejects with hosts", []string{"--spec", specFile, "--gpu-model", "A100-80G", `{"attention_backend": "flashmla", "tp_size": 8}`}, 1,
 			[]string{"hardware.mla_backend_compute_capability [hardware]: attention_backend = flashmla needs compute capability 9.x (Hopper), but no live host has 8 such GPUs (hosts considered: simulated@a100-80g: 8 × NVIDIA A100-SXM4-80GB (sm80, 80 GiB))."}, ""},
 		{"injection as a value", []string{`{"attention_backend": "flashinfer --api-key x"}`}, 2, nil, "not one of SGLang's choices"},

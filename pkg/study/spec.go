@@ -75,7 +75,10 @@ type Model struct {
 
 // Rules chooses validation rule sets.
 type Rules struct {
-	// Sets are the rule sets that apply: "seed", "sglang", "hardware"; default ["seed"].
+	// Sets are the rule sets that apply: "seed", "sglang", "hardware"; default
+	// all three (DefaultRuleSets), so no launch is wasted on a config SGLang
+	// refuses or the fleet's GPUs cannot run. [seed] alone is the seed tuner's
+	// own behaviour.
 	Sets []string `yaml:"sets" json:"sets"`
 	// Disabled lists rule ids switched off, e.g. "seed.pp_dp_cap".
 	Disabled []string `yaml:"disabled" json:"disabled,omitempty"`
@@ -154,7 +157,9 @@ type SamplerSpec struct {
 func (s SamplerSpec) BaselineEnabled() bool { return s.Baseline == nil || *s.Baseline }
 
 // Default returns the spec that reproduces the seed tuner: its 18 parameters,
-// its 7 rules, TTFT (s, minimise) against output tokens per second (maximise).
+// its 7 rules, TTFT (s, minimise) against output tokens per second (maximise);
+// SGLang's own rules and the hardware rules are on as well (DefaultRuleSets),
+// so a default study launches nothing SGLang refuses.
 func Default() Spec {
 	return Spec{
 		StudyName: "sglang_throughput_optimization",
@@ -171,7 +176,7 @@ func Default() Spec {
 			ShutdownTimeout:       events.Duration(30 * time.Second),
 		},
 		Space:      SeedSpace(),
-		Rules:      Rules{Sets: []string{"seed"}, SGLangVersion: "v0.5.5"},
+		Rules:      Rules{Sets: DefaultRuleSets(), SGLangVersion: "v0.5.5"},
 		Objectives: DefaultObjectives(),
 		Workload: events.Workload{
 			Backend:          "sglang",
@@ -192,6 +197,10 @@ func Default() Spec {
 		Sampler: SamplerSpec{Algorithm: "motpe", Seed: 42, PopulationSize: 20, StartupTrials: 10},
 	}
 }
+
+// DefaultRuleSets are the rule sets of a spec that names none: the seed's
+// rules, SGLang's own checks and the fleet's hardware.
+func DefaultRuleSets() []string { return []string{"seed", "sglang", "hardware"} }
 
 // DefaultObjectives are the seed's: mean TTFT in seconds (minimise) and output
 // tokens per second (maximise).

@@ -34,6 +34,45 @@ func TestDefaultReproducesTheSeed(t *testing.T) {
 	if ab.Values[0] != nil || len(ab.Values) != 6 {
 		t.Fatalf("attention_backend values = %v", ab.Values)
 	}
+	// SGLang's own rules and the hardware rules are on by default, so no
+	// launch is wasted on a config SGLang refuses.
+	if got := s.Rules.Sets; !reflect.DeepEqual(got, []string{"seed", "sglang", "hardware"}) {
+		t.Fatalf("default rule sets = %v", got)
+	}
+}
+
+func TestRuleSetsOverride(t *testing.T) {
+	tests := []struct {
+		name, text string
+		expected   []string
+	}{
+		{"the seed's own behaviour", "rules: {sets: [seed]}\n", []string{"seed"}},
+		{"no rule set but safety", "rules: {sets: []}\n", []string{}},
+		{"other rules keys keep the default sets", "rules: {disabled: [seed.pp_dp_cap]}\n", []string{"seed", "sglang", "hardware"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := study.LoadFile(writeSpec(t, "study.yaml", tt.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Rules.Sets) != len(tt.expected) || (len(tt.expected) > 0 && !reflect.DeepEqual(s.Rules.Sets, tt.expected)) {
+				t.Fatalf("sets = %v, want %v", s.Rules.Sets, tt.expected)
+			}
+			// ... and survive the round trip through the study's stored JSON.
+			raw, err := s.ToJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := study.FromJSON(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(back.Rules.Sets) != len(tt.expected) {
+				t.Fatalf("sets after JSON = %v, want %v", back.Rules.Sets, tt.expected)
+			}
+		})
+	}
 }
 
 func writeSpec(t *testing.T, name, text string) string {

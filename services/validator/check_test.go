@@ -62,7 +62,7 @@ func TestCheck(t *testing.T) {
 		{"TBO on the custom MoE model needs an all-to-all backend", custom, events.Params{"enable_two_batch_overlap": true},
 			validator.CheckOptions{}, false, []string{"sglang.tbo_a2a_backend"}, "moe_a2a_backend is none"},
 		{"outside the domain", study.Default(), events.Params{"tp_size": 3.0}, validator.CheckOptions{}, false,
-			[]string{"safety.domain"}, "tp_size = 3 is not among the study's values"},
+			[]string{"safety.domain", "sglang.tp_divides_heads", "sglang.tp_kv_heads"}, "tp_size = 3 is not among the study's values"},
 		{"not searched", study.Default(), events.Params{"mem_fraction_static": 0.5}, validator.CheckOptions{}, false,
 			[]string{"safety.unknown_param"}, "not in this study's search space"},
 	}

@@ -173,6 +173,7 @@ func TestRun_validates_candidates(t *testing.T) {
 	h := startValidator(t)
 	spec := study.Default()
 	spec.StudyName = "s1"
+	spec.Rules.Sets = []string{"seed"} // no fleet needed; TestRun_waits_for_the_study_and_uses_the_fleet runs the default sets
 	spec.Model.StaticArgs = map[string]any{"mem_fraction_static": 0.85}
 	h.putStudy(spec)
 

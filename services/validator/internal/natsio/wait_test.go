@@ -111,6 +111,7 @@ func TestValidator_waits_for_the_fleet_without_spending_deliveries(t *testing.T)
 	hw.Rules.Sets = []string{"seed", "sglang", "hardware"}
 	seedOnly := study.Default()
 	seedOnly.StudyName = "seedonly"
+	seedOnly.Rules.Sets = []string{"seed"} // no hardware rules: judged without a fleet
 	for _, s := range []study.Spec{hw, seedOnly} {
 		raw, err := s.ToJSON()
 		if err != nil {

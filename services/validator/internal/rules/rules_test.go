@@ -320,9 +320,15 @@ func TestEvaluate_sets_and_disabled(t *testing.T) {
 		return out
 	}
 	got := ids(Evaluate(&spec, bad))
-	want := []string{"safety.domain", "seed.gpu_count", "seed.pp_dp_cap"}
+	want := []string{"safety.domain", "seed.gpu_count", "seed.pp_dp_cap", "sglang.fa4_prefill_only"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("default sets: got %v, want %v", got, want)
+	}
+	spec.Rules.Sets = []string{"seed"} // the seed's own behaviour
+	got = ids(Evaluate(&spec, bad))
+	want = []string{"safety.domain", "seed.gpu_count", "seed.pp_dp_cap"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("seed set alone: got %v, want %v", got, want)
 	}
 
 	spec.Rules.Disabled = []string{"seed.pp_dp_cap", "safety.domain"}
