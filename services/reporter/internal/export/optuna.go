@@ -246,7 +246,9 @@ func trialAttrs(t front.TrialRecord) []attr {
 	add("runner", t.Runner, t.Runner != "")
 	add("host", t.Host, t.Host != "")
 	add("gpu_model", t.GPUModel, t.GPUModel != "")
-	add("gpus", t.GPUs, len(t.GPUs) > 0)
+	// The GPU indices; "gpus" is the metric (their count, study.MetricGPUs),
+	// which the metrics above already wrote.
+	add("gpu_indices", t.GPUs, len(t.GPUs) > 0)
 	add("backend", t.Backend, t.Backend != "")
 	add("log_ref", t.LogRef, t.LogRef != "")
 	return out
