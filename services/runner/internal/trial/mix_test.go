@@ -35,6 +35,9 @@ func TestRun_mix_runs_every_workload_on_one_server(t *testing.T) {
 	if chat["completed"] != 6 || rag["completed"] != 4 {
 		t.Fatalf("workload metrics = %v", res.WorkloadMetrics)
 	}
+	if chat["gpus"] != 1 || chat["output_throughput_per_gpu"] != chat["output_throughput"] || rag["output_throughput_per_gpu"] <= 0 {
+		t.Fatalf("per-GPU twins of the workloads: chat %v rag %v", chat, rag)
+	}
 	if chat["total_output_tokens"] != 24 || rag["total_output_tokens"] != 32 {
 		t.Fatalf("output tokens chat %v rag %v, want 6x4 and 4x8", chat["total_output_tokens"], rag["total_output_tokens"])
 	}
