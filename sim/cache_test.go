@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -147,53 +146,6 @@ func gspPrompts(rng *rand.Rand, groups, perGroup, system, question int) [][]int 
 	return out
 }
 
-// benchTTFT sends the prompts through /generate (streaming, closed loop with
-// conc requests in flight, like bench_serving --max-concurrency) and returns
-// the mean TTFT as the server measured it (/sim/timings) and the fraction of
-// prompt tokens the responses report as cached.
-func benchTTFT(t *testing.T, url string, prompts [][]int, conc, outLen int) (ttftMs, hitRate float64) {
-	t.Helper()
-	http.Get(url + "/sim/timings?reset=1")
-	work := make(chan []int)
-	var mu sync.Mutex
-	cached, total := 0, 0
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				b, _ := json.Marshal(map[string]any{"input_ids": p, "stream": true,
-					"sampling_params": map[string]any{"max_new_tokens": outLen, "ignore_eos": true}})
-				c, n := streamGenerate(t, url, string(b))
-				mu.Lock()
-				cached, total = cached+c, total+n
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, p := range prompts {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	resp, err := http.Get(url + "/sim/timings?reset=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var timings []Timing
-	_ = json.NewDecoder(resp.Body).Decode(&timings)
-	resp.Body.Close()
-	if len(timings) != len(prompts) {
-		t.Fatalf("%d timings for %d requests", len(timings), len(prompts))
-	}
-	sum := 0.0
-	for _, tm := range timings {
-		sum += float64(tm.FirstTokenUnixNano-tm.ArrivalUnixNano) / 1e6
-	}
-	return sum / float64(len(timings)), float64(cached) / float64(max(total, 1))
-}
-
 // TestRun_lpmBeatsFCFSOnSharedPrefixes is the radix-cache target through
 // HTTP: 8 groups of 8 prompts share 512-token system prompts that do not all
 // fit in the KV cache (3,072 tokens); with 32 requests in flight, lpm (which
@@ -213,8 +165,8 @@ func TestRun_lpmBeatsFCFSOnSharedPrefixes(t *testing.T) {
 		ts := startRun(t, nil, args(policy)...)
 		ts.waitHealthy(t, 5*time.Second)
 		for name, prompts := range map[string][][]int{"shared": shared, "random": random} {
-			ttft, hit := benchTTFT(t, ts.url, prompts, 32, 16)
-			got[policy+"/"+name] = result{ttft, hit}
+			st := bench(t, ts.url, prompts, 32, 16)
+			got[policy+"/"+name] = result{st.meanTTFT, st.hitRate}
 			if resp, err := http.Post(ts.url+"/flush_cache", "", nil); err == nil {
 				resp.Body.Close()
 			}
