@@ -111,6 +111,10 @@ func (s *server) effectiveArgs() map[string]any {
 	set("pp_size", c.PP)
 	set("ep_size", c.EPSize)
 	set("attention_backend", c.AttentionBackend)
+	// Equal prefill and decode backends fold into attention_backend.
+	set("prefill_attention_backend", noneIfEmpty(c.PrefillAttentionBackend))
+	set("decode_attention_backend", noneIfEmpty(c.DecodeAttentionBackend))
+	set("disable_radix_cache", c.DisableRadixCache)
 	set("chunked_prefill_size", c.ChunkedPrefillSize)
 	set("max_prefill_tokens", c.MaxPrefillTokens)
 	set("page_size", c.PageSize)
@@ -138,6 +142,14 @@ func (s *server) effectiveArgs() map[string]any {
 	set("kv_cache_dtype", c.KVCacheDtype)
 	set("dtype", c.Dtype)
 	return out
+}
+
+// noneIfEmpty is Python's None for an unset string.
+func noneIfEmpty(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
 }
 
 func (s *server) handleServerInfo(w http.ResponseWriter, _ *http.Request) {
