@@ -133,8 +133,24 @@ func TestUpAgainstSeparateNATS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "<svg") || !strings.Contains(string(body), `class="front"`) {
-		t.Fatalf("front page: HTTP %d\n%s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script id="sgtune-data" type="application/json">{"study":"cli"`) ||
+		!strings.Contains(string(body), `id="plot-front"`) || strings.Contains(string(body), "http://") && strings.Contains(string(body), "<script src=") {
+		t.Fatalf("front page: HTTP %d\n%.3000s", resp.StatusCode, body)
+	}
+	// Its data: the study's trials and front, from the outcomes stream.
+	resp, err = http.Get(page.URL + "/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data struct {
+		Study  string            `json:"study"`
+		Trials []json.RawMessage `json:"trials"`
+		Front  []json.RawMessage `json:"front"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&data)
+	resp.Body.Close()
+	if err != nil || data.Study != "cli" || len(data.Trials) < 6 || len(data.Front) == 0 || resp.Header.Get("ETag") == "" {
+		t.Fatalf("data.json: %v %+v (ETag %q)", err, data, resp.Header.Get("ETag"))
 	}
 	// `sgtune front` prints the same front from KV.
 	out, errOut, err = runSgtune(t, ctx, "front", "--nats-url", url)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,47 +169,6 @@ func ReadResults(ctx context.Context, js jetstream.JetStream, study string) (Res
 		return ResultsDoc{}, fmt.Errorf("results of %s: %w", study, err)
 	}
 	return r.Results(), nil
-}
-
-// RenderPage draws a study's results as an HTML page with its trials plotted
-// on the first two objectives and the Pareto front highlighted; refresh > 0
-// makes the browser reload it every refresh seconds.
-func RenderPage(doc ResultsDoc, refresh int) ([]byte, error) { return front.RenderPage(doc, refresh) }
-
-// PageHandler serves a study's page at / (study "" follows pareto/front, the
-// latest study) and its front document at /front.json. The results are rebuilt
-// from the outcomes stream on every request, so it needs no running reporter.
-func PageHandler(js jetstream.JetStream, study string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		doc, err := ReadResults(r.Context(), js, study)
-		if err != nil {
-			http.Error(w, "no results yet: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		page, err := RenderPage(doc, 5)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(page)
-	})
-	mux.HandleFunc("GET /front.json", func(w http.ResponseWriter, r *http.Request) {
-		doc, err := ReadFront(r.Context(), js, study)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		b, err := EncodeFront(doc)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
-	})
-	return mux
 }
 
 // LiveReporters counts the reporters running now (their presence leases).

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// artifactsDir is where tests leave files for people to look at
+// (bin/artifacts at the repository root, or $SGTUNE_ARTIFACTS).
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SGTUNE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "bin", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestLivePageInChromium opens `sgtune up --http` in headless Chromium while
+// the study runs and checks, in the DOM, that the page shows the front and
+// updates itself (no reload) as trials finish; it keeps a screenshot in
+// bin/artifacts/live-page.png.
+func TestLivePageInChromium(t *testing.T) {
+	browser := startChromium(t, 1400, 2200)
+	dir := t.TempDir()
+	spec := writeFile(t, dir, "study.yaml", quickSpec("live", 40))
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, sgtuneBin, "up", "--sim", "--spec", spec, "--runners", "1", "--data-dir", filepath.Join(dir, "data"),
+		"--output", filepath.Join(dir, "results.json"), "--listen", "127.0.0.1:0", "--http", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
+	var upErr strings.Builder
+	up.Stderr = &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = up.Wait()
+	})
+	eventually(t, time.Minute, "the page to answer", func() bool {
+		resp, err := http.Get(base)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	browser.navigate(base + "?poll=300")
+	browser.waitEval(ctx, 2*time.Minute, "the front drawn with its table",
+		`Number(document.body.dataset.front) > 0 && document.querySelectorAll("#plot-front circle.pt.front").length > 0 && document.querySelectorAll("#front-table tbody tr").length > 0`)
+	var first int
+	browser.eval(`window.__sgtuneLoaded = true; Number(document.body.dataset.benchmarked)`, &first)
+
+	// The page updates itself: more trials appear without a reload.
+	browser.waitEval(ctx, 3*time.Minute, "the page to show more benchmarked trials",
+		fmt.Sprintf(`window.__sgtuneLoaded === true && window.sgtune.updates > 0 && Number(document.body.dataset.benchmarked) > %d`, first+2))
+
+	var dom struct {
+		FrontPoints, FrontRows, FrontCount, Points, Outside, Bars, Copy int
+		Summary, Tip, Command                                           string
+		HV, Causes, Effects                                             bool
+	}
+	browser.eval(`(function () {
+		var plot = document.querySelector("#plot-front svg"), vb = plot.viewBox.baseVal;
+		var box = {l: 70, r: vb.width - 20, t: 14, b: vb.height - 44}, outside = 0;
+		var pts = plot.querySelectorAll("circle.pt:not(.baseline)");
+		pts.forEach(function (c) {
+			var x = +c.getAttribute("cx"), y = +c.getAttribute("cy");
+			if (x < box.l || x > box.r || y < box.t || y > box.b) outside++;
+		});
+		var front = plot.querySelector("circle.pt.front");
+		front.dispatchEvent(new MouseEvent("mouseenter", {bubbles: true}));
+		front.dispatchEvent(new MouseEvent("mousemove", {bubbles: true, clientX: 200, clientY: 200}));
+		var tip = document.getElementById("tip");
+		var row = document.querySelector("#front-table tbody tr");
+		return {
+			FrontPoints: plot.querySelectorAll("circle.pt.front").length,
+			FrontRows: document.querySelectorAll("#front-table tbody tr").length,
+			FrontCount: Number(document.body.dataset.front),
+			Points: pts.length, Outside: outside,
+			Bars: document.querySelectorAll("#timeline rect.bar").length,
+			Copy: document.querySelectorAll("#front-table button.copy").length,
+			Summary: document.getElementById("summary").textContent,
+			Tip: tip.hidden ? "" : tip.textContent,
+			Command: row.querySelector("code.cmd").textContent,
+			HV: !!document.querySelector("#plot-hv path.hvline"),
+			Causes: document.getElementById("causes").textContent.length > 0,
+			Effects: document.querySelectorAll("#effects .effect").length > 0,
+		};
+	})()`, &dom)
+	browser.screenshot(filepath.Join(artifactsDir(t), "live-page.png"))
+
+	if dom.FrontPoints != dom.FrontCount || dom.FrontRows != dom.FrontCount {
+		t.Errorf("front: %d points, %d rows, data says %d", dom.FrontPoints, dom.FrontRows, dom.FrontCount)
+	}
+	if dom.Outside != 0 {
+		t.Errorf("%d of %d points lie outside the axes", dom.Outside, dom.Points)
+	}
+	if !strings.HasPrefix(dom.Tip, "trial ") || !strings.Contains(dom.Tip, "differs from the defaults") || !strings.Contains(dom.Tip, "ttft") {
+		t.Errorf("hover tip %q", dom.Tip)
+	}
+	if !strings.Contains(dom.Command, " sim --model-path ") || strings.Contains(dom.Command, "--port") || dom.Copy != dom.FrontRows {
+		t.Errorf("launch command %q, %d copy buttons for %d rows", dom.Command, dom.Copy, dom.FrontRows)
+	}
+	if dom.Bars == 0 || !dom.HV || !dom.Causes || !dom.Effects {
+		t.Errorf("timeline bars %d, hypervolume line %v, causes %v, effects %v", dom.Bars, dom.HV, dom.Causes, dom.Effects)
+	}
+	if !strings.Contains(dom.Summary, "benchmarked") {
+		t.Errorf("summary %q", dom.Summary)
+	}
+	t.Logf("live page: %s; %d points, front of %d; screenshot in %s", dom.Summary, dom.Points, dom.FrontCount, filepath.Join(artifactsDir(t), "live-page.png"))
+}
