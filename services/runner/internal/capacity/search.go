@@ -60,10 +60,15 @@ type Search struct {
 	// that missed it (+Inf: none yet); mLo and mHi are their margins.
 	lo, hi   float64
 	mLo, mHi float64
-	levels   int
-	repeats  map[float64]int
-	pending  *Step // a repeat asked for
-	lastStep string
+	// prevLo and prevHi are the previous ends on each side (0: none), whose
+	// margins with the current ends' predict where the margin crosses 1
+	// before the bracket is found.
+	prevLo, prevMLo float64
+	prevHi, prevMHi float64
+	levels          int
+	repeats         map[float64]int
+	pending         *Step // a repeat asked for
+	lastStep        string
 }
 
 // New checks cfg and returns a search.
@@ -109,12 +114,12 @@ func (s *Search) Next() (step Step, done bool) {
 		if s.lo >= s.cfg.Max {
 			return Step{}, true
 		}
-		return Step{Level: s.clampUp(s.lo * stepFor(s.mLo))}, false
+		return Step{Level: s.clampUp(s.lo * stepFor(s.mLo, s.prevLo, s.prevMLo, s.lo))}, false
 	case s.lo == 0: // every level so far missed it: shrink
 		if s.hi <= s.cfg.Min {
 			return Step{}, true
 		}
-		return Step{Level: s.clampDown(s.hi / stepFor(1/s.mHi))}, false
+		return Step{Level: s.clampDown(s.hi / stepFor(1/s.mHi, s.hi, 1/s.prevMHi, s.prevHi))}, false
 	}
 	if s.narrow() {
 		return Step{}, true
@@ -144,8 +149,10 @@ func (s *Search) Observe(level float64, j Judgement) {
 	}
 	switch {
 	case v == Pass && level > s.lo:
+		s.prevLo, s.prevMLo = s.lo, s.mLo
 		s.lo, s.mLo = level, m
 	case v == Fail && level < s.hi:
+		s.prevHi, s.prevMHi = s.hi, s.mHi
 		s.hi, s.mHi = level, m
 	}
 	if s.lo >= s.hi { // noise contradicted an earlier verdict: trust the newer one at this level
@@ -158,14 +165,27 @@ func (s *Search) Observe(level float64, j Judgement) {
 }
 
 // stepFor is the factor the next level moves by when the bracket is not
-// found yet: latency grows about linearly with load below saturation, so a
-// level at margin m (the worst metric at m times its bound) predicts the
-// bound near level/m; the step is clamped, as saturation makes it explode.
-func stepFor(m float64) float64 {
+// found yet, from the margin m at the bracket's one end so far (the worst
+// metric at m times its bound). With one level measured, latency is taken
+// to grow in proportion to load: the bound is near level/m. With two on the
+// same side (levels a < b, margins ma at a and m at b, in the direction of
+// the search), the margin is fitted as a power of the load through both,
+// which is exact for a latency that grows as a power of load and overshoots
+// (safely: it finds the bracket's other end) for one that grows more slowly.
+// The step is clamped either way: saturation makes latency explode.
+func stepFor(m, a, ma, b float64) float64 {
 	if !(m > 0) {
 		return maxStep
 	}
-	return min(max(1/m, minStep), maxStep)
+	step := 1 / m
+	if a > 0 && b > a && ma > 0 && m > ma {
+		k := math.Log(m/ma) / math.Log(b/a) // margin ~ level^k
+		step = math.Pow(1/m, 1/k)
+	}
+	if math.IsNaN(step) {
+		step = maxStep
+	}
+	return min(max(step, minStep), maxStep)
 }
 
 // interpolate predicts where the margin crosses 1 between the bracket's

@@ -17,6 +17,10 @@
 //	SGTUNE_FAKE_TOKENS_PER_CHUNK tokens per streamed chunk (default 1)
 //	SGTUNE_FAKE_API_KEY          require "Authorization: Bearer <key>" (not on /health*)
 //	SGTUNE_FAKE_CRASH_AFTER      die (CUDA out of memory, exit 1) at the Nth generation request
+//	SGTUNE_FAKE_TTFT_PER_STREAM, SGTUNE_FAKE_ITL_PER_STREAM
+//	                             add this much to TTFT (at arrival) and to each inter-token gap
+//	                             per generation request in flight: a latency that grows with load
+//	                             in a known way (the capacity benchmark's stand-in)
 //
 // It also times itself, independently of sglang-sim's model: GET
 // /fake/timings lists every finished generation request with its "rid",
@@ -129,6 +133,7 @@ func Main() int {
 	}
 	s := &server{mode: mode, ready: time.Now().Add(dur("SGTUNE_FAKE_STARTUP", 0)),
 		ttft: dur("SGTUNE_FAKE_TTFT", time.Millisecond), itl: dur("SGTUNE_FAKE_ITL", time.Millisecond),
+		ttftPer: dur("SGTUNE_FAKE_TTFT_PER_STREAM", 0), itlPer: dur("SGTUNE_FAKE_ITL_PER_STREAM", 0),
 		stream: os.Getenv("SGTUNE_FAKE_STREAM"), perChunk: 1}
 	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FAKE_TOKENS_PER_CHUNK")); err == nil && n > 0 {
 		s.perChunk = n
@@ -178,6 +183,10 @@ type server struct {
 	// crashAfter > 0 kills the server at that generation request.
 	crashAfter  int64
 	generations atomic.Int64
+	// inflight counts generation requests between arrival and their last
+	// chunk; ttftPer and itlPer scale the latency with it.
+	inflight        atomic.Int64
+	ttftPer, itlPer time.Duration
 }
 
 // auth checks the API key as SGLang does: every path but /health*.
@@ -245,13 +254,16 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request) (req genRequest, 
 		http.Error(w, `{"object":"error","message":"boom"}`, http.StatusInternalServerError)
 		return req, nil, arrival, false
 	}
+	s.inflight.Add(1) // the handler's caller takes it back (done)
 	w.Header().Set("Content-Type", "text/event-stream")
 	f = w.(http.Flusher)
 	w.WriteHeader(http.StatusOK)
 	f.Flush()
+	ttft := s.ttft + time.Duration(s.inflight.Load())*s.ttftPer
 	select {
-	case <-time.After(s.ttft):
+	case <-time.After(ttft):
 	case <-r.Context().Done():
+		s.inflight.Add(-1)
 		return req, nil, arrival, false
 	}
 	return req, f, arrival, true
@@ -259,6 +271,7 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request) (req genRequest, 
 
 func (s *server) generate(w http.ResponseWriter, r *http.Request) {
 	req, f, arrival, ok := s.begin(w, r)
+	defer s.done(f)
 	if !ok {
 		return
 	}
@@ -315,9 +328,17 @@ func (s *server) generate(w http.ResponseWriter, r *http.Request) {
 	s.timings.add(req.RID, arrival, first)
 }
 
+// done ends a generation request begin counted in flight (f is nil when
+// begin did not count it, or took it back: the client left during its TTFT).
+func (s *server) done(f http.Flusher) {
+	if f != nil {
+		s.inflight.Add(-1)
+	}
+}
+
 // pause waits one inter-token gap; in stall mode the second chunk never comes.
 func (s *server) pause(r *http.Request, done int) bool {
-	d := s.itl
+	d := s.itl + time.Duration(s.inflight.Load())*s.itlPer
 	if s.stream == "stall" {
 		d = time.Hour
 	}
@@ -331,6 +352,7 @@ func (s *server) pause(r *http.Request, done int) bool {
 
 func (s *server) completions(w http.ResponseWriter, r *http.Request) {
 	req, f, _, ok := s.begin(w, r)
+	defer s.done(f)
 	if !ok {
 		return
 	}
