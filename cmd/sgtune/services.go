@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -48,7 +49,7 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	specFile := fs.String("spec", "", "study spec file (default: SGTUNE_SPEC or the seed's defaults)")
 	studyName := fs.String("study-name", "", "study name override")
 	fs.IntVar(&cfg.NTrials, "n-trials", cfg.NTrials, "budget of benchmarked trials (0: the spec's)")
-	fs.StringVar(&cfg.Algorithm, "sampler", cfg.Algorithm, "algorithm override: motpe, nsga2, random")
+	fs.StringVar(&cfg.Algorithm, "sampler", cfg.Algorithm, "algorithm override: "+strings.Join(study.Algorithms(), ", "))
 	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it (deletes its stored trials)")
 	fs.BoolVar(&cfg.AllowSpecChange, "allow-spec-change", cfg.AllowSpecChange, "resume a study whose spec changed additively (parameters gaining values)")
 	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use (seed rule; 0: the spec's)")

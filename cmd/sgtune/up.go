@@ -92,7 +92,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		o.seedSet = err == nil
 		return err
 	})
-	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: motpe, nsga2 or random (default: the spec's, motpe)")
+	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: "+strings.Join(study.Algorithms(), ", ")+" (default: the spec's, "+study.DefaultAlgorithm+")")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "cap on trials in flight (default: the spec's, or every runner slot)")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 0, "launch-to-healthy bound of every trial, torch.compile ones too (default: the spec's model.startup_timeout, 10m)")
 	fs.DurationVar(&o.benchmarkTimeout, "benchmark-timeout", 0, "warm-up plus measurement bound of every trial (default: the spec's model.benchmark_timeout, 10m)")

@@ -5,17 +5,36 @@ import (
 	"sort"
 )
 
-// toMin maps a point to minimisation form: maximised objectives are negated.
-func toMin(p []float64, dirs []Direction) []float64 {
+// MinForm maps a point to minimisation form: maximised objectives are
+// negated. It is its own inverse (MinForm(MinForm(p)) == p).
+func MinForm(p []float64, dirs []Direction) []float64 {
 	out := make([]float64, len(p))
 	for i, v := range p {
-		if dirs[i] == Maximize {
-			v = -v
-		}
-		out[i] = v
+		out[i] = MinFormValue(v, dirs[i])
 	}
 	return out
 }
+
+// MinFormValue is one objective value in minimisation form (negated when
+// maximised); its own inverse.
+func MinFormValue(v float64, d Direction) float64 {
+	if d == Maximize {
+		return -v
+	}
+	return v
+}
+
+// MinDirections returns m Minimize directions: the directions of points in
+// minimisation form.
+func MinDirections(m int) []Direction {
+	d := make([]Direction, m)
+	for i := range d {
+		d[i] = Minimize
+	}
+	return d
+}
+
+func toMin(p []float64, dirs []Direction) []float64 { return MinForm(p, dirs) }
 
 // Dominates reports whether a Pareto-dominates b: at least as good in every
 // objective and strictly better in one.
@@ -144,6 +163,12 @@ func Hypervolume(points [][]float64, dirs []Direction, ref []float64) float64 {
 		}
 	}
 	return hvMin(pts, r)
+}
+
+// HypervolumeMin is Hypervolume for points and a reference point already
+// in minimisation form (MinForm).
+func HypervolumeMin(points [][]float64, ref []float64) float64 {
+	return Hypervolume(points, MinDirections(len(ref)), ref)
 }
 
 func hvMin(pts [][]float64, ref []float64) float64 {

@@ -122,11 +122,13 @@ type Constraint struct {
 
 // SamplerSpec chooses the search algorithm.
 type SamplerSpec struct {
-	// Algorithm is "motpe" (default: model-based multi-objective), "nsga2" or "random".
+	// Algorithm is "gp-ehvi" (default: a Gaussian process per objective and
+	// expected hypervolume improvement), "motpe", "scalarized-tpe", "tpe" and
+	// "cmaes" (goptuna's, single-objective studies), "nsga2" or "random"
+	// (Algorithms, ResolveAlgorithm).
 	Algorithm string `yaml:"algorithm" json:"algorithm"`
-	// Acquisition is how "motpe" scores candidates: "ehvi" (default: Gaussian-process
-	// models of each objective and expected hypervolume improvement) or "tpe"
-	// (MOTPE's Parzen-estimator density ratio).
+	// Acquisition is deprecated: "motpe" with "ehvi" is the old spelling of
+	// "gp-ehvi", with "tpe" of "motpe" (ResolveAlgorithm).
 	Acquisition string `yaml:"acquisition" json:"acquisition,omitempty"`
 	// Seed seeds the sampler; default 42.
 	Seed int64 `yaml:"seed" json:"seed"`
@@ -147,6 +149,11 @@ type SamplerSpec struct {
 	// or it already misses an SLO beyond noise): the trial is PRUNED, keeps
 	// what it measured and teaches the models. Default false.
 	EarlyStop bool `yaml:"early_stop" json:"early_stop,omitempty"`
+	// WarmStart names finished studies (on the same NATS) whose record seeds
+	// this one: their failure causes and best configurations, as a prior this
+	// study's own results override. They must search the same space; they
+	// are only read.
+	WarmStart []string `yaml:"warm_start" json:"warm_start,omitempty"`
 	// MaxInFlight caps the trials proposed without an outcome (0: as many as the
 	// live runners have slots). Fewer in flight means each proposal learns from
 	// more results (better fronts per trial), at the cost of idle GPUs.
@@ -194,7 +201,7 @@ func Default() Spec {
 			GSPNumGroups: 64, GSPPromptsPerGroup: 16, GSPSystemPromptLen: 2048, GSPQuestionLen: 128, GSPOutputLen: 256,
 			MooncakeSlowdownFactor: 1,
 		},
-		Sampler: SamplerSpec{Algorithm: "motpe", Seed: 42, PopulationSize: 20, StartupTrials: 10},
+		Sampler: SamplerSpec{Algorithm: DefaultAlgorithm, Seed: 42, PopulationSize: 20, StartupTrials: 10},
 	}
 }
 
@@ -343,15 +350,16 @@ func (s *Spec) Validate() error {
 	if err := s.validateMix(); err != nil {
 		return err
 	}
-	switch s.Sampler.Algorithm {
-	case "motpe", "nsga2", "random":
-	default:
-		return fmt.Errorf("sampler.algorithm: unknown algorithm %q (known: motpe, nsga2, random)", s.Sampler.Algorithm)
+	if _, _, err := ResolveAlgorithm(s.Sampler.Algorithm, s.Sampler.Acquisition, len(s.Objectives)); err != nil {
+		return fmt.Errorf("sampler.algorithm: %w", err)
 	}
-	switch s.Sampler.Acquisition {
-	case "", "ehvi", "tpe":
-	default:
-		return fmt.Errorf("sampler.acquisition: unknown acquisition %q (known: ehvi, tpe)", s.Sampler.Acquisition)
+	for i, name := range s.Sampler.WarmStart {
+		if err := events.ValidateStudyName(name); err != nil {
+			return fmt.Errorf("sampler.warm_start[%d]: %w", i, err)
+		}
+		if name == s.StudyName {
+			return fmt.Errorf("sampler.warm_start[%d]: %q is this study itself", i, name)
+		}
 	}
 	if s.Sampler.PopulationSize < 2 {
 		return fmt.Errorf("sampler.population_size: must be at least 2, got %d", s.Sampler.PopulationSize)

@@ -295,3 +295,44 @@ func TestParamsKey(t *testing.T) {
 		t.Fatal("different configs share a key")
 	}
 }
+
+func TestResolveAlgorithm(t *testing.T) {
+	tests := []struct {
+		name             string
+		algo, acq        string
+		objectives       int
+		expected         string
+		expectDeprecated bool
+		expectErr        string
+	}{
+		{"default", "", "", 2, study.AlgoGPEHVI, false, ""},
+		{"gp-ehvi", "gp-ehvi", "", 2, study.AlgoGPEHVI, false, ""},
+		{"motpe is MOTPE", "motpe", "", 2, study.AlgoMOTPE, false, ""},
+		{"old spelling of gp-ehvi", "motpe", "ehvi", 2, study.AlgoGPEHVI, true, ""},
+		{"old spelling of motpe", "motpe", "tpe", 2, study.AlgoMOTPE, true, ""},
+		{"acquisition tpe over the default", "gp-ehvi", "tpe", 2, study.AlgoMOTPE, true, ""},
+		{"tpe on one objective", "tpe", "", 1, study.AlgoTPE, false, ""},
+		{"cmaes on one objective", "cmaes", "", 1, study.AlgoCMAES, false, ""},
+		{"cmaes on two objectives", "cmaes", "", 2, "", false, `algorithm "cmaes" is goptuna's single-objective sampler`},
+		{"unknown algorithm", "bohb", "", 2, "", false, `unknown algorithm "bohb"`},
+		{"unknown acquisition", "motpe", "ucb", 2, "", false, `unknown acquisition "ucb"`},
+		{"acquisition with nsga2", "nsga2", "ehvi", 2, "", false, `acquisition "ehvi"`},
+	}
+	for _, tc := range tests {
+		got, note, err := study.ResolveAlgorithm(tc.algo, tc.acq, tc.objectives)
+		if tc.expectErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.expectErr) {
+				t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.expectErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.expected || (note != "") != tc.expectDeprecated {
+			t.Errorf("%s: got (%q, %q, %v), want %q (deprecated %v)", tc.name, got, note, err, tc.expected, tc.expectDeprecated)
+		}
+	}
+	// Through a spec file: the error names the key and the algorithm.
+	_, err := study.Parse("s.yaml", []byte("sampler:\n  algorithm: bohb\n"))
+	if err == nil || !strings.Contains(err.Error(), `sampler.algorithm: unknown algorithm "bohb"`) {
+		t.Errorf("spec with an unknown algorithm: %v", err)
+	}
+}

@@ -1,32 +1,29 @@
-# Sampler benchmark (issue 4; results in docs/benchmarks.md, "Sampler").
-# Included by the top-level Makefile:  include services/sampler/bench.mk
+# Sampler benchmarks (issue 11; results in docs/benchmarks.md, "Sampler").
+# Included by the top-level Makefile. The harness is e2e/samplerbench (its
+# own package in the e2e module: it needs the validator, the runner and the
+# simulator, which the sampler module does not import).
 #
-#   make bench-sampler                    # 10 seeds, budgets 50 and 100 (about 1.5 minutes on 2 cores)
-#   make bench-sampler QUICK=1            # 3 seeds, budget 50 (seconds)
-#   make bench-sampler SEEDS=20 SAMPLERS=motpe,motpe-b4,motpe-tpe,nsga2-seed,nsga2,random
-#   make bench-sampler-study              # a whole 50-trial study through `sgtune up --sim` with 4 runners
+#   make bench-sampler                 # every surface and setting through the real services, 10 seeds, + warm start
+#   make bench-sampler QUICK=1         # 3 seeds, budget 50, the default in parallel (a smoke run)
+#   make bench-sampler-offline         # the same studies on the sampler's domain in process (minutes)
+#   make bench-sampler SAMPLER_BENCH_ARGS='-surfaces synth-ridge -variants gp-ehvi-par -seeds 20'
+#   make bench-sampler-scale           # proposal time with 256 in flight and 2,000 in the history; restore of 10,000 trials
 #
-# The best known front is cached in services/sampler/cmd/samplerbench/testdata/;
-# it is searched again (about 30 s on 2 cores) when the problem or the simulator's model changes.
+# Best known fronts are cached in e2e/samplerbench/testdata/ and searched
+# again when a surface changes.
 
-SAMPLER_BENCH_DIR  := services/sampler/cmd/samplerbench
-SAMPLER_BENCH_REF  ?= $(SAMPLER_BENCH_DIR)/testdata/reference-h100-llama-3.1-8b.json
 SAMPLER_BENCH_OUT  ?= bench-sampler.md
-SEEDS              ?= 10
-SAMPLERS           ?= motpe,motpe-b4,motpe-b16,motpe-tpe,nsga2-seed,nsga2,random
+SAMPLER_BENCH_ARGS ?=
 QUICK              ?=
-SAMPLER_STUDY_SPEC ?= services/sampler/testdata/bench-study.yaml
-SAMPLER_STUDY_DIR  ?= .sgtune/bench-sampler
 
-.PHONY: bench-sampler bench-sampler-study
-BENCH_TARGETS += bench-sampler
+.PHONY: bench-sampler bench-sampler-offline bench-sampler-scale
+BENCH_TARGETS += bench-sampler bench-sampler-scale
 
-bench-sampler: ## sampler sample-efficiency benchmark on the simulator's model (SEEDS=10, QUICK=1)
-	$(GO) run ./$(SAMPLER_BENCH_DIR) -seeds $(SEEDS) -variants $(SAMPLERS) \
-		-reference $(SAMPLER_BENCH_REF) $(if $(QUICK),-quick) | tee $(SAMPLER_BENCH_OUT)
+bench-sampler: ## sampler sample efficiency on 4 surfaces through the real services (QUICK=1 for a smoke run)
+	$(GO) run ./e2e/samplerbench -mode services $(if $(QUICK),-quick,-warm) $(SAMPLER_BENCH_ARGS) | tee $(SAMPLER_BENCH_OUT)
 
-bench-sampler-study: build ## a whole simulated study (4 runners, 50 trials) scored like the benchmark
-	$(BIN)/sgtune up --sim --runners 4 --n-trials 50 --spec $(SAMPLER_STUDY_SPEC) \
-		--data-dir $(SAMPLER_STUDY_DIR) --output $(SAMPLER_STUDY_DIR)/results.json --no-load --quiet
-	$(GO) run ./$(SAMPLER_BENCH_DIR) -seeds 1 -budgets 50 -variants motpe -reference $(SAMPLER_BENCH_REF) \
-		-results $(SAMPLER_STUDY_DIR)/results.json
+bench-sampler-offline: ## the sampler benchmark on the sampler's domain in process (no NATS, simulated time)
+	$(GO) run ./e2e/samplerbench -mode offline $(if $(QUICK),-quick,-warm) $(SAMPLER_BENCH_ARGS) | tee $(SAMPLER_BENCH_OUT)
+
+bench-sampler-scale: ## proposal time at 256 in flight / 2,000 finished (target <= 50 ms) and Restore of 10,000 trials (< 2 s)
+	$(GO) test -run '^$$' -bench 'Propose|Restore10000' -benchtime 20x -count 3 ./services/sampler/internal/sampling/

@@ -35,8 +35,9 @@ type Config struct {
 	// NTrials overrides Spec.NTrials, the study's total budget of benchmarked
 	// trials (rejections do not count); 0 keeps the spec's.
 	NTrials int
-	// Algorithm overrides Spec.Sampler.Algorithm: "motpe", "nsga2" or
-	// "random"; "" keeps the spec's.
+	// Algorithm overrides Spec.Sampler.Algorithm (study.Algorithms:
+	// "gp-ehvi", "motpe", "scalarized-tpe", "tpe", "cmaes", "nsga2",
+	// "random"); "" keeps the spec's.
 	Algorithm string
 	// Seed overrides Spec.Sampler.Seed when non-nil.
 	Seed *int64
@@ -85,10 +86,10 @@ func (c Config) Validate() error {
 	if c.NTrials < 0 {
 		return fmt.Errorf("n_trials: must not be negative, got %d", c.NTrials)
 	}
-	switch c.Algorithm {
-	case "", sampling.AlgoMOTPE, sampling.AlgoNSGA2, sampling.AlgoRandom:
-	default:
-		return fmt.Errorf("algorithm: %w: %q (known: motpe, nsga2, random)", sampling.ErrUnknownAlgorithm, c.Algorithm)
+	if c.Algorithm != "" {
+		if _, _, err := study.ResolveAlgorithm(c.Algorithm, "", len(c.Spec.Objectives)); err != nil {
+			return fmt.Errorf("algorithm: %w: %w", sampling.ErrUnknownAlgorithm, err)
+		}
 	}
 	if c.MaxInFlight < 0 {
 		return fmt.Errorf("max_in_flight: must not be negative, got %d", c.MaxInFlight)
@@ -108,7 +109,7 @@ func (c Config) Validate() error {
 //	SGTUNE_SPEC                  study spec file (YAML or JSON); default: the built-in default spec
 //	SGTUNE_STUDY                 study name (overrides the spec's study_name)
 //	SGTUNE_N_TRIALS              budget of benchmarked trials (overrides the spec's n_trials)
-//	SGTUNE_SAMPLER               motpe | nsga2 | random (overrides the spec's sampler.algorithm)
+//	SGTUNE_SAMPLER               gp-ehvi | motpe | scalarized-tpe | tpe | cmaes | nsga2 | random (overrides the spec's sampler.algorithm)
 //	SGTUNE_SEED                  sampler seed (overrides the spec's sampler.seed)
 //	SGTUNE_NO_LOAD               "true": start the study fresh (purge what is stored)
 //	SGTUNE_ALLOW_SPEC_CHANGE     "true": resume a study whose spec changed additively

@@ -11,8 +11,6 @@ require (
 	github.com/sgtune/sgtune/pkg/events v0.0.0
 	github.com/sgtune/sgtune/pkg/natsx v0.0.0
 	github.com/sgtune/sgtune/pkg/study v0.0.0
-	github.com/sgtune/sgtune/services/validator v0.0.0
-	github.com/sgtune/sgtune/sim v0.0.0
 	golang.org/x/sync v0.25.0
 )
 
@@ -36,6 +34,7 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	gonum.org/v1/gonum v0.14.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
@@ -43,6 +42,4 @@ replace (
 	github.com/sgtune/sgtune/pkg/events => ../../pkg/events
 	github.com/sgtune/sgtune/pkg/natsx => ../../pkg/natsx
 	github.com/sgtune/sgtune/pkg/study => ../../pkg/study
-	github.com/sgtune/sgtune/services/validator => ../validator
-	github.com/sgtune/sgtune/sim => ../../sim
 )

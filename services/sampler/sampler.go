@@ -1,5 +1,5 @@
 // Package sampler is sgtune's sampler service: it owns a study, numbers its
-// trials, proposes configurations (MOTPE by default, NSGA-II or random) and
+// trials, proposes configurations (gp-ehvi by default; study.Algorithms) and
 // learns from every outcome, keeping no more trials in flight than the
 // fleet can run.
 //
@@ -9,6 +9,7 @@
 //	SGTUNE_CANDIDATES  sgtune.candidates.<study>.*   its own earlier proposals (replayed once at start)
 //	SGTUNE_OUTCOMES    sgtune.outcomes.<study>.*     CandidateRejected and TrialResult (replayed, then followed)
 //	KV sgtune_fleet                                   live runners' Slots (capacity, when MaxInFlight is 0)
+//	SGTUNE_OUTCOMES, KV sgtune_studies                the record of each spec sampler.warm_start study (read only)
 //
 // Produces:
 //
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/natsx"
@@ -115,7 +117,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if cfg.Metrics != nil {
 		m = newMetrics(cfg.Metrics, spec.StudyName)
 	}
-	err = (&loop{cfg: cfg, spec: spec, bus: bus, log: log, metrics: m}).run(octx)
+	err = (&loop{cfg: cfg, spec: spec, bus: bus, js: js, log: log, metrics: m}).run(octx)
 	if cause := context.Cause(octx); errors.Is(cause, natsio.ErrOwnershipLost) && ctx.Err() == nil {
 		return fmt.Errorf("sampler: %w", cause)
 	}
@@ -136,7 +138,7 @@ func effectiveSpec(cfg Config) study.Spec {
 		s.NTrials = cfg.NTrials
 	}
 	if cfg.Algorithm != "" {
-		s.Sampler.Algorithm = cfg.Algorithm
+		s.Sampler.Algorithm, s.Sampler.Acquisition = cfg.Algorithm, ""
 	}
 	if cfg.Seed != nil {
 		s.Sampler.Seed = *cfg.Seed
@@ -149,6 +151,7 @@ type loop struct {
 	cfg       Config
 	spec      study.Spec
 	bus       *natsio.Bus
+	js        jetstream.JetStream
 	log       zerolog.Logger
 	st        *sampling.Study
 	specJSON  []byte
@@ -261,13 +264,30 @@ wait:
 	if l.specJSON, err = l.spec.ToJSON(); err != nil {
 		return fmt.Errorf("encode spec: %w", err)
 	}
-	l.st, err = sampling.NewStudy(l.spec, sampling.Options{StartedAt: l.startedAt, Logger: l.log})
+	opts := sampling.Options{StartedAt: l.startedAt, Logger: l.log}
+	if len(l.spec.Sampler.WarmStart) > 0 {
+		warm, notes, err := readWarmStart(ctx, l.js, l.spec)
+		if err != nil {
+			return fmt.Errorf("sampler: spec: %w", err)
+		}
+		for _, n := range notes {
+			l.log.Warn().Msg(n)
+		}
+		if opts.Prior, err = newPrior(l.spec, warm); err != nil {
+			return fmt.Errorf("sampler: spec: %w", err)
+		}
+		l.log.Info().Strs("warm_start", opts.Prior.Studies()).Int("prior_trials", opts.Prior.Trials()).Msg("warm start")
+	}
+	l.st, err = sampling.NewStudy(l.spec, opts)
 	if err != nil {
 		return fmt.Errorf("sampler: %w", err)
 	}
 	if err := l.st.Restore(proposals, outcomes); err != nil {
 		// Outcomes of trials with no proposal and no params: logged, not fatal.
 		l.log.Warn().Err(err).Msg("part of the record could not be restored")
+	}
+	if note := l.st.Deprecation(); note != "" {
+		l.log.Warn().Msg(note)
 	}
 	c := l.st.Counters()
 	l.log.Info().Str("algorithm", l.st.Algorithm()).Int("n_trials", l.st.NTrials()).

@@ -242,11 +242,59 @@ func OutcomeFromResult(ev events.TrialResult) (sampling.Outcome, error) {
 	case events.StateFailed:
 		o.Kind = sampling.Failed
 		o.FailureClass = ev.FailureClass
-		o.FailureCause = sampling.FailureCause(ev.LogTail)
+		o.FailureCause = sampling.FailureCause(ev.LogTail, ev.Reason)
 	case events.StateRejected:
 		o.Kind = sampling.Rejected
 	default:
 		return o, fmt.Errorf("%w: trial %d has result state %q", events.ErrMalformed, ev.Trial, ev.State)
 	}
 	return o, nil
+}
+
+// Record is a finished study's record as a warm start reads it: its
+// stored state (with its spec) and every outcome, decoded from the wire.
+type Record struct {
+	State      events.StudyState
+	Results    []events.TrialResult
+	Rejections []events.CandidateRejected
+}
+
+// ReadRecord reads another study's record without changing it (replays
+// and a KV get only). exists is false when the study has no state entry.
+func ReadRecord(ctx context.Context, js jetstream.JetStream, study string) (rec Record, exists bool, err error) {
+	if err := events.ValidateStudyName(study); err != nil {
+		return rec, false, err
+	}
+	kv, err := natsx.KV(ctx, js, events.BucketStudies)
+	if err != nil {
+		return rec, false, fmt.Errorf("open %s: %w", events.BucketStudies, err)
+	}
+	rec.State, _, err = natsx.GetJSON[events.StudyState](ctx, kv, study)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("read the state of study %s: %w", study, err)
+	}
+	err = natsx.Replay(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy(study), func(data []byte, _ natsx.Meta) error {
+		head, err := events.PeekEnvelope(data)
+		if err != nil {
+			return nil // undecodable: the study's own sampler skipped it too
+		}
+		switch head.Type {
+		case events.TypeTrialResult:
+			if ev, err := events.Decode[events.TrialResult](data, events.TypeTrialResult); err == nil {
+				rec.Results = append(rec.Results, ev)
+			}
+		case events.TypeCandidateRejected:
+			if ev, err := events.Decode[events.CandidateRejected](data, events.TypeCandidateRejected); err == nil {
+				rec.Rejections = append(rec.Rejections, ev)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rec, true, fmt.Errorf("replay the outcomes of study %s: %w", study, err)
+	}
+	return rec, true, nil
 }

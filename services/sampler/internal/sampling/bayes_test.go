@@ -16,7 +16,7 @@ import (
 // SLO a completed trial missed.
 func TestEveryOutcomeTeachesTheStudy(t *testing.T) {
 	t.Parallel()
-	sp := toySpec(AlgoMOTPE, 50)
+	sp := toySpec(study.AlgoGPEHVI, 50)
 	sp.Constraints = []study.Constraint{{Metric: "m1", Max: ptr(1.0)}}
 	s, err := NewStudy(sp, Options{Seed: ptr[int64](3)})
 	if err != nil {
@@ -44,7 +44,7 @@ func TestEveryOutcomeTeachesTheStudy(t *testing.T) {
 	if got := s.Counters(); got != want {
 		t.Fatalf("counters: got %+v, want %+v", got, want)
 	}
-	s.feas.update(s.trials)
+	s.feas.update(s.h.trials)
 	wantKeys := []string{
 		"fail:crash", "fail:oom:torch.OutOfMemoryError: CUDA out of memory. Tried to allocate #.# GiB",
 		"rule:seed.gpu_count", "rule:seed.pp_dp_cap", "slo",
@@ -60,7 +60,7 @@ func TestEveryOutcomeTeachesTheStudy(t *testing.T) {
 		}
 	}
 	// The duplicate taught nothing (it says nothing about its own config).
-	if s.feas.fed[s.byNumber[props[5].Trial]] {
+	if s.feas.fed[s.h.byNumber[props[5].Trial]] {
 		t.Error("the duplicate was fed to the feasibility model")
 	}
 }
@@ -76,11 +76,25 @@ func TestFailureCause(t *testing.T) {
 		{"digits folded", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 12.25 GiB", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate #.# GiB"},
 		{"words with digits kept", "ValueError: FA4 backend is only supported for prefill; SM90 and 3 GPUs", "ValueError: FA4 backend is only supported for prefill; SM90 and # GPUs"},
 		{"bare Exception", "Exception: Capture cuda graph failed: CUDA out of memory.", "Exception: Capture cuda graph failed: CUDA out of memory."},
+		{"exec backend stderr, no exception", "benchmark command failed: exit status 3; stderr: loading weights\nerror: --enable-mixed-chunk is not supported with --enable-torch-compile (pid 4121)",
+			"--enable-mixed-chunk is not supported with --enable-torch-compile (pid #)"},
+		{"exec backend one-line stderr", "benchmark command failed: exit status 1; stderr: fatal: cuda graph capture failed at bs 64", "cuda graph capture failed at bs #"},
+		{"log prefixes, paths and addresses", "[2026-11-27 10:00:01 TP0] ERROR: Segmentation fault at 0x7f3a9c00 in /usr/lib/python3/dist-packages/torch/lib/libc10.so",
+			"Segmentation fault at <addr> in <path>"},
+		{"the same failure twice is one cause", "[2026-01-02 03:04:05 TP3] RuntimeError: NCCL error in: /opt/nccl/src/init.cc:12, unhandled cuda error, rank 7",
+			"RuntimeError: NCCL error in: <path>:#, unhandled cuda error, rank #"},
 	}
 	for _, tc := range tests {
 		if got := FailureCause(tc.given); got != tc.expected {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.expected)
 		}
+	}
+	// The reason is read when the log has no decisive line.
+	if got := FailureCause("INFO: loading\nINFO: still loading", "server was killed by signal killed"); got != "" {
+		t.Errorf("reason without an error line: got %q", got)
+	}
+	if got := FailureCause("INFO: loading", "server ran out of memory and exited with status 1: torch.OutOfMemoryError: CUDA out of memory"); got != "torch.OutOfMemoryError: CUDA out of memory" {
+		t.Errorf("reason's exception: got %q", got)
 	}
 }
 
@@ -120,6 +134,37 @@ func TestConstraintModelLearnsRules(t *testing.T) {
 		if wrong > 60 {
 			t.Errorf("%s: %d of 2000 misjudged", name, wrong)
 		}
+	}
+}
+
+// TestValueRulePredictsACauseUntilACounterExample: a failure cause seen on
+// two configurations that share a value is predicted for every
+// configuration with that value (a value rule), even where the signatures
+// alone are unsure, until a configuration with the value completes.
+func TestValueRulePredictsACauseUntilACounterExample(t *testing.T) {
+	t.Parallel()
+	k := []int{2, 5, 5, 5}
+	m := newConstraintModel(k)
+	m.rules = true
+	// Passing configurations cover values 0..3 of parameter 1 and every
+	// value of the others; the two failures share parameter 1 = 4 (and
+	// nothing else).
+	for _, x := range [][]int{{0, 0, 1, 2}, {1, 1, 2, 3}, {0, 2, 3, 4}, {1, 3, 4, 0}, {0, 0, 0, 1}} {
+		m.add(x, false)
+	}
+	m.add([]int{0, 4, 0, 0}, true)
+	m.add([]int{1, 4, 1, 1}, true)
+	unseen := []int{1, 4, 3, 2}
+	if p := m.prob(unseen); p < valueRuleProb {
+		t.Fatalf("P(violation) of an unseen config with the shared value = %.2f, want >= %.2f", p, valueRuleProb)
+	}
+	if p := m.prob([]int{1, 3, 3, 2}); p > 0.5 {
+		t.Fatalf("P(violation) of a config without it = %.2f", p)
+	}
+	// A counter-example: the value completes once.
+	m.add([]int{1, 4, 2, 2}, false)
+	if m.ruled(unseen) {
+		t.Fatal("the value rule survived a counter-example")
 	}
 }
 
@@ -175,7 +220,7 @@ func TestHVIMatchesHypervolumeDifference(t *testing.T) {
 		front := nonDominated(pts)
 		sortFront(front)
 		p := []float64{rng.Float64() * 1.2, rng.Float64() * 1.2}
-		d := minDirs(2)
+		d := study.MinDirections(2)
 		want := study.Hypervolume(append(slices.Clone(front), p), d, ref) - study.Hypervolume(front, d, ref)
 		if got := hvi(front, p, ref); math.Abs(got-want) > 1e-12 {
 			t.Fatalf("hvi(%v, %v) = %g, want %g", front, p, got, want)
@@ -189,7 +234,7 @@ func TestHVIMatchesHypervolumeDifference(t *testing.T) {
 // a restored study rebuilds the same state.
 func TestRepeats(t *testing.T) {
 	t.Parallel()
-	sp := toySpec(AlgoRandom, 30)
+	sp := toySpec(study.AlgoRandom, 30)
 	sp.Sampler.Repeats = 1
 	sp.Sampler.Baseline = ptr(false)
 	s, err := NewStudy(sp, Options{Seed: ptr[int64](1)})
@@ -221,7 +266,7 @@ func TestRepeats(t *testing.T) {
 		t.Fatalf("expected a repeat of trial %d, got %+v", a.Trial, r)
 	}
 	tell(Outcome{Trial: r.Trial, Kind: Completed, Metrics: map[string]float64{"m1": 3, "m2": 7}})
-	ta := s.byNumber[a.Trial]
+	ta := s.h.byNumber[a.Trial]
 	if !ta.feasible || ta.y[0] != 2 || ta.y[1] != -6 {
 		t.Fatalf("aggregate of trial %d: feasible %v, y %v; want the mean (2, 6)", a.Trial, ta.feasible, ta.y)
 	}
@@ -240,7 +285,7 @@ func TestRepeats(t *testing.T) {
 	}
 	// It does not hold up: the repeat fails, and b drops off the front.
 	tell(Outcome{Trial: rb.Trial, Kind: Failed, FailureClass: events.FailOOM})
-	if s.byNumber[b.Trial].feasible || s.FrontSize() != 1 {
+	if s.h.byNumber[b.Trial].feasible || s.FrontSize() != 1 {
 		t.Fatalf("trial %d still feasible (front size %d) after a failed repeat", b.Trial, s.FrontSize())
 	}
 	if c := s.Counters(); c.Benchmarked() != 4 || c.Completed != 3 || c.Failed != 1 {
@@ -256,7 +301,7 @@ func TestRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{a.Trial, b.Trial} {
-		t1, t2 := s.byNumber[n], s2.byNumber[n]
+		t1, t2 := s.h.byNumber[n], s2.h.byNumber[n]
 		if t1.feasible != t2.feasible || !slices.Equal(t1.y, t2.y) || len(t2.repeats) != 1 {
 			t.Fatalf("restored trial %d: feasible %v y %v repeats %d, want %v %v 1", n, t2.feasible, t2.y, len(t2.repeats), t1.feasible, t1.y)
 		}

@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"github.com/rs/zerolog"
 	"testing"
 
 	"github.com/sgtune/sgtune/pkg/study"
@@ -12,7 +13,7 @@ func studyWith(b *testing.B, algo string, n int) (*Study, []Proposal, []Outcome)
 	sp := study.Default()
 	sp.Sampler.Algorithm = algo
 	sp.NTrials = 100 * n
-	s, err := NewStudy(sp, Options{Algorithm: AlgoRandom})
+	s, err := NewStudy(sp, Options{Algorithm: study.AlgoRandom})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,12 +34,16 @@ func studyWith(b *testing.B, algo string, n int) (*Study, []Proposal, []Outcome)
 		}
 	}
 	s.algo = algo
+	var err2 error
+	if s.prop, err2 = newProposer(algo, s, 1, zerolog.Nop()); err2 != nil {
+		b.Fatal(err2)
+	}
 	return s, props, outs
 }
 
 // BenchmarkPropose1000 is one proposal with 1,000 finished trials (target ≤ 50 ms).
 func BenchmarkPropose1000(b *testing.B) {
-	for _, algo := range []string{AlgoMOTPE, AlgoNSGA2} {
+	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2} {
 		b.Run(algo, func(b *testing.B) {
 			s, _, _ := studyWith(b, algo, 1000)
 			b.ResetTimer()
@@ -53,7 +58,7 @@ func BenchmarkPropose1000(b *testing.B) {
 
 // BenchmarkRestore10000 rebuilds a 10,000-trial study (target ≤ 2 s with the replay).
 func BenchmarkRestore10000(b *testing.B) {
-	_, props, outs := studyWith(b, AlgoRandom, 10000)
+	_, props, outs := studyWith(b, study.AlgoRandom, 10000)
 	sp := study.Default()
 	b.ResetTimer()
 	for b.Loop() {
@@ -64,5 +69,41 @@ func BenchmarkRestore10000(b *testing.B) {
 		if err := s.Restore(props, outs); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPropose256InFlight is one proposal of a study with 2,000
+// finished trials and 256 in flight, in steady state: each iteration tells
+// the oldest trial in flight and proposes one (target ≤ 50 ms, issue 11.6:
+// a 256-GPU fleet).
+func BenchmarkPropose256InFlight(b *testing.B) {
+	for _, algo := range study.Algorithms() {
+		if study.SingleObjectiveOnly(algo) {
+			continue
+		}
+		b.Run(algo, func(b *testing.B) {
+			s, _, _ := studyWith(b, algo, 2000)
+			pending, err := s.Propose(256)
+			if err != nil || len(pending) != 256 {
+				b.Fatalf("propose 256: %d, %v", len(pending), err)
+			}
+			i := 0
+			b.ResetTimer()
+			for b.Loop() {
+				p := pending[0]
+				pending = pending[1:]
+				o := Outcome{Trial: p.Trial, Kind: Completed, Metrics: map[string]float64{
+					"mean_ttft_ms": float64((i * 7919) % 1000), "output_throughput": float64((i * 104729) % 5000)}}
+				i++
+				if err := s.Tell(o); err != nil {
+					b.Fatal(err)
+				}
+				props, err := s.Propose(1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pending = append(pending, props...)
+			}
+		})
 	}
 }

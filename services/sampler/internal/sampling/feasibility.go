@@ -30,6 +30,13 @@ import (
 // observations only remove sets; when none is left the search resumes one
 // size up. When no set of maxSigParams parameters separates the data (a
 // noisy SLO), a per-parameter frequency model stands in.
+//
+// On top of the signatures, a failure cause learns value rules: a cause
+// seen on two or more configurations that share a parameter value, a value
+// no configuration has passed with (completed, or pruned after launching),
+// is predicted for every configuration with that value (probability
+// valueRuleProb) until a counter-example arrives. A failure with another
+// cause is no counter-example: the server stops at its first problem.
 
 const (
 	maxSigParams  = 3
@@ -50,16 +57,45 @@ type signature struct {
 }
 
 type constraintModel struct {
-	k        []int // values per parameter
-	obs      []sigObs
-	nViol    int
-	size     int // size of the signatures; -1 before the first search
-	sigs     []*signature
-	fallback bool
-	freq     [][][2]float64 // fallback: per parameter and value, [violations, observations]
+	k      []int // values per parameter
+	rules  bool  // learn value rules (failure causes)
+	obs    []sigObs
+	nPrior int // the first nPrior observations are a warm start's
+	// valViol and valPass count, per parameter and value, the violating
+	// and passing observations (value rules).
+	valViol, valPass [][]int
+	nViol            int
+	size             int // size of the signatures; -1 before the first search
+	sigs             []*signature
+	fallback         bool
+	freq             [][][2]float64 // fallback: per parameter and value, [violations, observations]
 }
 
-func newConstraintModel(k []int) *constraintModel { return &constraintModel{k: k, size: -1} }
+func newConstraintModel(k []int) *constraintModel {
+	m := &constraintModel{k: k, size: -1, valViol: make([][]int, len(k)), valPass: make([][]int, len(k))}
+	for j, n := range k {
+		m.valViol[j], m.valPass[j] = make([]int, n), make([]int, n)
+	}
+	return m
+}
+
+// valueRuleProb is the violation probability a value rule predicts: all
+// but certain, yet a candidate the surrogate finds outstanding may still
+// test it (and bring the counter-example).
+const valueRuleProb = 0.97
+
+// ruled reports whether a value rule predicts that x violates.
+func (m *constraintModel) ruled(x []int) bool {
+	if !m.rules {
+		return false
+	}
+	for j, v := range x {
+		if m.valViol[j][v] >= 2 && m.valPass[j][v] == 0 {
+			return true
+		}
+	}
+	return false
+}
 
 func (m *constraintModel) tuple(params []int, x []int) int {
 	t := 0
@@ -80,6 +116,13 @@ func (m *constraintModel) newSignature(ps []int) *signature {
 // add records one labelled observation.
 func (m *constraintModel) add(x []int, viol bool) {
 	m.obs = append(m.obs, sigObs{x: x, viol: viol})
+	for j, v := range x {
+		if viol {
+			m.valViol[j][v]++
+		} else {
+			m.valPass[j][v]++
+		}
+	}
 	if viol {
 		m.nViol++
 	}
@@ -106,6 +149,31 @@ func (m *constraintModel) add(x []int, viol bool) {
 	m.sigs = kept
 	if len(kept) == 0 {
 		m.size = -1 // search again, from the next size up
+	}
+}
+
+// observe records one of the study's own observations. When it
+// contradicts what a warm start's prior observations predict (sure to
+// violate but passed, or sure to pass but violated), the prior ones are
+// dropped: the study's own results override the prior.
+func (m *constraintModel) observe(x []int, viol bool) {
+	if m.nPrior > 0 {
+		p := m.prob(x)
+		if (viol && p < 0.1) || (!viol && p > 0.9) {
+			m.dropPrior()
+		}
+	}
+	m.add(x, viol)
+}
+
+// dropPrior forgets the warm start's observations.
+func (m *constraintModel) dropPrior() {
+	own := append([]sigObs(nil), m.obs[m.nPrior:]...)
+	fresh := newConstraintModel(m.k)
+	fresh.rules = m.rules
+	*m = *fresh
+	for _, o := range own {
+		m.add(o.x, o.viol)
 	}
 }
 
@@ -173,6 +241,15 @@ func (m *constraintModel) prob(x []int) float64 {
 	if m.nViol == 0 {
 		return 0
 	}
+	p := m.sigProb(x)
+	if p < valueRuleProb && m.ruled(x) {
+		return valueRuleProb
+	}
+	return p
+}
+
+// sigProb is the signatures' (or the fallback's) probability that x violates.
+func (m *constraintModel) sigProb(x []int) float64 {
 	n := len(m.obs)
 	base := (float64(m.nViol) + 1) / (float64(n) + 2)
 	if m.nViol == n {
@@ -271,10 +348,11 @@ func (f *feasibility) update(trials []*trial) {
 		for _, key := range constraintKeys(t) {
 			if _, ok := f.models[key]; !ok {
 				m := newConstraintModel(f.k)
+				m.rules = strings.HasPrefix(key, "fail:")
 				for _, u := range trials {
 					if u != t && f.fed[u] {
 						if viol, labelled := label(u, key); labelled {
-							m.add(u.x, viol)
+							m.observe(u.x, viol)
 						}
 					}
 				}
@@ -285,10 +363,37 @@ func (f *feasibility) update(trials []*trial) {
 		}
 		for _, key := range f.keys {
 			if viol, labelled := label(t, key); labelled {
-				f.models[key].add(t.x, viol)
+				f.models[key].observe(t.x, viol)
 			}
 		}
 	}
+}
+
+// addPrior feeds a warm start's trials to the model, before any of the
+// study's own, as prior observations (constraintModel.observe).
+func (f *feasibility) addPrior(trials []*trial) {
+	keys := map[string]bool{}
+	for _, t := range trials {
+		for _, k := range constraintKeys(t) {
+			keys[k] = true
+		}
+	}
+	for key := range keys {
+		m, ok := f.models[key]
+		if !ok {
+			m = newConstraintModel(f.k)
+			m.rules = strings.HasPrefix(key, "fail:")
+			f.models[key] = m
+			f.keys = append(f.keys, key)
+		}
+		for _, t := range trials {
+			if viol, labelled := label(t, key); labelled {
+				m.add(t.x, viol)
+			}
+		}
+		m.nPrior = len(m.obs)
+	}
+	sort.Strings(f.keys)
 }
 
 // constraintKeys are the constraints t violated.
@@ -304,14 +409,7 @@ func constraintKeys(t *trial) []string {
 		}
 		return keys
 	case statusFailed:
-		c := t.failClass
-		if c == "" {
-			c = "unknown"
-		}
-		if t.failCause != "" {
-			c += ":" + t.failCause
-		}
-		return []string{"fail:" + c}
+		return []string{failureKey(t)}
 	case statusCompleted:
 		if !t.feasible {
 			return []string{"slo"}
@@ -345,7 +443,8 @@ func label(t *trial, key string) (viol, labelled bool) {
 				return true, true
 			}
 			return false, false
-		case statusCompleted:
+		case statusCompleted, statusPruned:
+			// It launched and ran.
 			return false, true
 		}
 		return false, false
@@ -356,6 +455,35 @@ func label(t *trial, key string) (viol, labelled bool) {
 	}
 	return false, false
 }
+
+// failureKey is the constraint of a failed trial: its class and cause.
+func failureKey(t *trial) string {
+	c := t.failClass
+	if c == "" {
+		c = "unknown"
+	}
+	if t.failCause != "" {
+		c += ":" + t.failCause
+	}
+	return "fail:" + c
+}
+
+// knownFailure reports whether x is all but certain to fail for a cause
+// seen at least twice: the study's screen against wasting a launch on a
+// known failure.
+func (f *feasibility) knownFailure(x []int) bool {
+	for _, key := range f.keys {
+		m := f.models[key]
+		if strings.HasPrefix(key, "fail:") && m.nViol >= 2 && m.prob(x) >= knownFailureProb {
+			return true
+		}
+	}
+	return false
+}
+
+// knownFailureProb is the violation probability from which the screen
+// treats a failure as known.
+const knownFailureProb = 0.9
 
 // pFeasible is the probability that x violates no constraint, counting the
 // validation rules (whose rejections cost no budget) with weight ruleWeight.
@@ -370,50 +498,3 @@ func (f *feasibility) pFeasible(x []int, ruleWeight float64) float64 {
 	}
 	return p
 }
-
-// FailureCause extracts the cause of a server failure from the tail of its
-// log: the last Python exception line ("AssertionError: Two-batch overlap
-// requires ..."), numbers replaced by '#' so that sizes and ids do not split
-// one cause (digits inside a word, as in FA4 or a2a, are kept), at most 120
-// bytes. "" when the tail has none.
-func FailureCause(logTail string) string {
-	lines := strings.Split(logTail, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		colon := strings.Index(l, ": ")
-		if colon <= 0 {
-			continue
-		}
-		head := l[:colon]
-		if j := strings.LastIndexAny(head, " ]"); j >= 0 {
-			head = head[j+1:]
-		}
-		if !(strings.HasSuffix(head, "Error") || strings.HasSuffix(head, "Exception") || head == "Exception") {
-			continue
-		}
-		msg := head + l[colon:]
-		var b strings.Builder
-		folding, inWord := false, false // inside a folded number; inside a word (letters, then digits)
-		for _, r := range msg {
-			isDigit := r >= '0' && r <= '9'
-			switch {
-			case isDigit && folding:
-			case isDigit && !inWord:
-				b.WriteByte('#')
-				folding = true
-			default:
-				folding = false
-				b.WriteRune(r)
-			}
-			inWord = isLetter(r) || (isDigit && inWord)
-		}
-		out := b.String()
-		if len(out) > 120 {
-			out = out[:120]
-		}
-		return out
-	}
-	return ""
-}
-
-func isLetter(r rune) bool { return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') }

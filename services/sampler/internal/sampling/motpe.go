@@ -3,11 +3,13 @@ package sampling
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/sgtune/sgtune/pkg/study"
 )
 
-// MOTPE in the style of Optuna's multi-objective TPE, over the categorical
-// space (Options.Acquisition "tpe"; the default "ehvi" keeps its Parzen
-// estimator of the good trials as one source of candidates, see bayes.go):
+// motpe: MOTPE in the style of Optuna's multi-objective TPE, over the
+// categorical space (gp-ehvi keeps its Parzen estimator of the good trials
+// as one source of candidates, see gpehvi.go):
 //
 //  1. The first spec.Sampler.StartupTrials finished trials are random.
 //  2. The finished trials are split: "good" are the best gamma(n) feasible
@@ -67,27 +69,32 @@ func splitGoodBad(trials []*trial) (good, bad []*trial) {
 	return good, bad
 }
 
-// motpeSample proposes one configuration, or nil during the startup trials.
-func (s *Study) motpeSample() []int {
-	trials := s.visible()
+// motpe is the motpe algorithm; it keeps no state between proposals.
+type motpe struct {
+	// candidates drawn from the good model per proposal.
+	candidates int
+}
+
+func (a *motpe) propose(v *view) ([]int, string, map[string]string) {
+	trials := v.trials
 	finished := 0
 	for _, t := range trials {
 		if t.x != nil && t.status != statusPending {
 			finished++
 		}
 	}
-	if finished < s.spec.Sampler.StartupTrials {
-		return nil
+	if finished < v.spec.Sampler.StartupTrials {
+		return v.startupDraw(), SamplerStartup, nil
 	}
 	good, bad := splitGoodBad(trials)
-	l := newParzen(s.codec, xsOf(good))
-	g := newParzen(s.codec, xsOf(bad))
+	l := newParzen(v.codec, xsOf(good))
+	g := newParzen(v.codec, xsOf(bad))
 	var best []int
 	bestScore := math.Inf(-1)
 	var fallback []int
-	for range s.ncand {
-		x := l.sample(s.rng)
-		if _, dup := s.seen[keyOf(x)]; dup {
+	for range a.candidates {
+		x := l.sample(v.rng)
+		if _, dup := v.seen[keyOf(x)]; dup {
 			fallback = x
 			continue
 		}
@@ -100,9 +107,12 @@ func (s *Study) motpeSample() []int {
 		}
 	}
 	if best == nil {
-		return fallback
+		best = fallback
 	}
-	return best
+	if best == nil {
+		return nil, "", nil
+	}
+	return best, study.AlgoMOTPE, nil
 }
 
 func xsOf(ts []*trial) [][]int {

@@ -3,6 +3,8 @@ package sampling
 import (
 	"math/rand/v2"
 	"sort"
+
+	"github.com/sgtune/sgtune/pkg/study"
 )
 
 // NSGA-II over the categorical space, steady state: each proposal is one
@@ -24,25 +26,29 @@ type member struct {
 	crowd float64
 }
 
-// nsga2Sample proposes one child, or nil while there are fewer finished
-// trials than a population (the caller then samples at random).
-func (s *Study) nsga2Sample() []int {
-	pop := max(2, s.spec.Sampler.PopulationSize)
+// nsga2 is the nsga2 algorithm; its population is selected afresh from
+// the history for every proposal, so it keeps no state.
+type nsga2 struct{}
+
+// propose proposes one child, or nil while there are fewer finished
+// trials than a population (the study then samples at random).
+func (nsga2) propose(v *view) ([]int, string, map[string]string) {
+	pop := max(2, v.spec.Sampler.PopulationSize)
 	var finished []*trial
-	for _, t := range s.visible() {
+	for _, t := range v.trials {
 		if t.x != nil && t.status != statusPending {
 			finished = append(finished, t)
 		}
 	}
 	if len(finished) < pop {
-		return nil
+		return nil, "", nil
 	}
 	parents := selectPopulation(finished, pop)
-	p1 := tournament(parents, s.rng)
-	p2 := tournament(parents, s.rng)
-	child := crossover(p1.t.x, p2.t.x, s.rng)
-	mutate(child, s.codec, s.rng)
-	return child
+	p1 := tournament(parents, v.rng)
+	p2 := tournament(parents, v.rng)
+	child := crossover(p1.t.x, p2.t.x, v.rng)
+	mutate(child, v.codec, v.rng)
+	return child, study.AlgoNSGA2, nil
 }
 
 // selectPopulation chooses the pop best trials (elitist NSGA-II survival):

@@ -9,15 +9,6 @@ import (
 
 // Every point handled here is in minimisation form.
 
-// minDirs returns m Minimize directions.
-func minDirs(m int) []study.Direction {
-	d := make([]study.Direction, m)
-	for i := range d {
-		d[i] = study.Minimize
-	}
-	return d
-}
-
 // normalizer maps minimisation-form points to [0, 1] per objective using the
 // bounds of a reference set; the hypervolume reference point is 1.1 in every
 // objective, just beyond the worst point of the set.
@@ -54,14 +45,6 @@ func (n normalizer) ref() []float64 {
 	return r
 }
 
-// hv is the hypervolume of normalised minimisation-form points.
-func hv(pts [][]float64, ref []float64) float64 {
-	if len(pts) == 0 {
-		return 0
-	}
-	return study.Hypervolume(pts, minDirs(len(ref)), ref)
-}
-
 // selectBest returns the indices of the k best points: whole fronts of the
 // non-dominated sort in order, and from the front that does not fit whole,
 // the points chosen greedily by hypervolume contribution (Optuna's MOTPE
@@ -77,7 +60,7 @@ func selectBest(pts [][]float64, k int) []int {
 		}
 		return out
 	}
-	fronts := study.NonDominatedSort(pts, minDirs(len(pts[0])))
+	fronts := study.NonDominatedSort(pts, study.MinDirections(len(pts[0])))
 	var out []int
 	for _, f := range fronts {
 		if len(out)+len(f) <= k {
@@ -115,7 +98,7 @@ func hvSubset(pts [][]float64, front []int, k int) []int {
 			if chosen[i] {
 				continue
 			}
-			gain := hv(append(sel[:len(sel):len(sel)], fp[i]), ref) - base
+			gain := study.HypervolumeMin(append(sel[:len(sel):len(sel)], fp[i]), ref) - base
 			if gain > bestGain {
 				best, bestGain = i, gain
 			}
@@ -135,12 +118,12 @@ func hvSubset(pts [][]float64, front []int, k int) []int {
 // feasible results so far, reference point 1.1.
 func (s *Study) plateau() bool {
 	w := s.spec.Sampler.PlateauWindow
-	if w <= 0 || len(s.bench) <= w {
+	if w <= 0 || len(s.h.bench) <= w {
 		return false
 	}
-	cut := len(s.bench) - w
+	cut := len(s.h.bench) - w
 	var all, before [][]float64
-	for _, t := range s.bench {
+	for _, t := range s.h.bench {
 		if !t.feasible {
 			continue
 		}
@@ -154,8 +137,8 @@ func (s *Study) plateau() bool {
 	}
 	norm := newNormalizer(all)
 	ref := norm.ref()
-	hvAll := hv(normFront(all, norm), ref)
-	hvBefore := hv(normFront(before, norm), ref)
+	hvAll := study.HypervolumeMin(normFront(all, norm), ref)
+	hvBefore := study.HypervolumeMin(normFront(before, norm), ref)
 	if hvBefore <= 0 {
 		return false
 	}
@@ -164,7 +147,7 @@ func (s *Study) plateau() bool {
 
 // normFront normalises the non-dominated points of pts.
 func normFront(pts [][]float64, norm normalizer) [][]float64 {
-	idx := study.ParetoFront(pts, minDirs(len(pts[0])))
+	idx := study.ParetoFront(pts, study.MinDirections(len(pts[0])))
 	out := make([][]float64, len(idx))
 	for i, j := range idx {
 		out[i] = norm.apply(pts[j])
@@ -180,7 +163,7 @@ func rankAndCrowd(pts [][]float64) (rank []int, crowd []float64, fronts [][]int)
 	if len(pts) == 0 {
 		return rank, crowd, nil
 	}
-	fronts = study.NonDominatedSort(pts, minDirs(len(pts[0])))
+	fronts = study.NonDominatedSort(pts, study.MinDirections(len(pts[0])))
 	for r, f := range fronts {
 		d := study.CrowdingDistance(pts, f)
 		for i, idx := range f {

@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"github.com/sgtune/sgtune/pkg/study"
 	"testing"
 )
 
@@ -13,11 +14,11 @@ func TestMOTPEBeatsRandom(t *testing.T) {
 	seeds := []int64{1, 2, 3}
 	var mo, rnd, ns []float64
 	for _, seed := range seeds {
-		h, _ := runToy(t, AlgoMOTPE, seed, n, 1)
+		h, _ := runToy(t, study.AlgoGPEHVI, seed, n, 1)
 		mo = append(mo, h)
-		h, _ = runToy(t, AlgoRandom, seed, n, 1)
+		h, _ = runToy(t, study.AlgoRandom, seed, n, 1)
 		rnd = append(rnd, h)
-		h, _ = runToy(t, AlgoNSGA2, seed, n, 1)
+		h, _ = runToy(t, study.AlgoNSGA2, seed, n, 1)
 		ns = append(ns, h)
 	}
 	t.Logf("hypervolume after %d trials: motpe %.3f (%v), nsga2 %.3f (%v), random %.3f (%v)",
@@ -33,9 +34,9 @@ func TestMOTPELearnsRejections(t *testing.T) {
 	t.Parallel()
 	var mo, rnd int
 	for _, seed := range []int64{1, 2, 3} {
-		_, s := runToy(t, AlgoMOTPE, seed, 40, 1)
+		_, s := runToy(t, study.AlgoGPEHVI, seed, 40, 1)
 		mo += s.Counters().Rejected
-		_, s = runToy(t, AlgoRandom, seed, 40, 1)
+		_, s = runToy(t, study.AlgoRandom, seed, 40, 1)
 		rnd += s.Counters().Rejected
 	}
 	t.Logf("rejections over 3 studies of 40 trials: motpe %d, random %d", mo, rnd)

@@ -44,7 +44,7 @@ func TestBaseline(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sp := toySpec(AlgoMOTPE, 10)
+			sp := toySpec(study.AlgoGPEHVI, 10)
 			sp.Space = tc.given
 			s, err := NewStudy(sp, Options{})
 			if err != nil {
@@ -66,21 +66,21 @@ func TestBaseline(t *testing.T) {
 
 func TestBaselineDisabled(t *testing.T) {
 	t.Parallel()
-	sp := toySpec(AlgoRandom, 10)
+	sp := toySpec(study.AlgoRandom, 10)
 	sp.Sampler.Baseline = ptr(false)
 	s, err := NewStudy(sp, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	props, _ := s.Propose(1)
-	if props[0].Trial != 0 || props[0].Sampler != AlgoRandom {
+	if props[0].Trial != 0 || props[0].Sampler != study.AlgoRandom {
 		t.Fatalf("expected a random trial 0, got %+v", props[0])
 	}
 }
 
 func TestTellIdempotent(t *testing.T) {
 	t.Parallel()
-	s, err := NewStudy(toySpec(AlgoMOTPE, 10), Options{})
+	s, err := NewStudy(toySpec(study.AlgoGPEHVI, 10), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestTellIdempotent(t *testing.T) {
 		t.Fatalf("counters: got %+v, want %+v", got, expected)
 	}
 	// goptuna holds the first outcome.
-	ft, err := s.g.Storage.GetTrial(s.byNumber[props[0].Trial].gid)
+	ft, err := s.h.g.Storage.GetTrial(s.h.byNumber[props[0].Trial].gid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +120,12 @@ func TestTellIdempotent(t *testing.T) {
 
 func TestGoptunaRecordsParams(t *testing.T) {
 	t.Parallel()
-	s, err := NewStudy(toySpec(AlgoRandom, 10), Options{})
+	s, err := NewStudy(toySpec(study.AlgoRandom, 10), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	props, _ := s.Propose(2)
-	trials, err := s.g.GetTrials()
+	trials, err := s.h.g.GetTrials()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestGoptunaRecordsParams(t *testing.T) {
 func TestRestore(t *testing.T) {
 	t.Parallel()
 	// A first life: 6 proposals, 4 outcomes.
-	sp := toySpec(AlgoMOTPE, 10)
+	sp := toySpec(study.AlgoGPEHVI, 10)
 	first, err := NewStudy(sp, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestDone(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sp := toySpec(AlgoRandom, tc.givenNTrials)
+			sp := toySpec(study.AlgoRandom, tc.givenNTrials)
 			sp.TimeBudget = events.Duration(tc.givenBudget)
 			sp.Sampler.PlateauWindow = tc.givenWindow
 			sp.Sampler.PlateauMinImprovement = tc.givenMinImpr
@@ -315,7 +315,7 @@ func TestDone(t *testing.T) {
 
 func TestRoom(t *testing.T) {
 	t.Parallel()
-	s, err := NewStudy(toySpec(AlgoRandom, 5), Options{})
+	s, err := NewStudy(toySpec(study.AlgoRandom, 5), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestRoom(t *testing.T) {
 
 func TestProposeBatchIsDiverse(t *testing.T) {
 	t.Parallel()
-	for _, algo := range []string{AlgoMOTPE, AlgoNSGA2, AlgoRandom} {
+	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom} {
 		t.Run(algo, func(t *testing.T) {
 			t.Parallel()
 			sp := toySpec(algo, 100)
@@ -399,7 +399,7 @@ func hamming(a, b []int) int {
 
 func TestSpaceExhausted(t *testing.T) {
 	t.Parallel()
-	sp := toySpec(AlgoMOTPE, 100)
+	sp := toySpec(study.AlgoGPEHVI, 100)
 	sp.Space = study.Space{
 		{Name: "tp_size", Values: []any{1, 2}},
 		{Name: "enable_mixed_chunk", Values: []any{false, true}},
@@ -432,7 +432,7 @@ func TestSpaceExhausted(t *testing.T) {
 
 func TestProposalLimit(t *testing.T) {
 	t.Parallel()
-	s, err := NewStudy(toySpec(AlgoRandom, 5), Options{MaxProposals: 3})
+	s, err := NewStudy(toySpec(study.AlgoRandom, 5), Options{MaxProposals: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +453,7 @@ func TestNewStudyErrors(t *testing.T) {
 	if _, err := NewStudy(toySpec("cmaes", 5), Options{}); !errors.Is(err, ErrUnknownAlgorithm) {
 		t.Fatalf("got %v, want ErrUnknownAlgorithm", err)
 	}
-	sp := toySpec(AlgoMOTPE, 5)
+	sp := toySpec(study.AlgoGPEHVI, 5)
 	sp.Space = study.Space{{Name: "no_such_flag", Values: []any{1}}}
 	if _, err := NewStudy(sp, Options{}); !errors.Is(err, study.ErrUnknownParam) {
 		t.Fatalf("got %v, want ErrUnknownParam", err)
@@ -462,7 +462,7 @@ func TestNewStudyErrors(t *testing.T) {
 
 func TestDeterministicWithSeed(t *testing.T) {
 	t.Parallel()
-	for _, algo := range []string{AlgoMOTPE, AlgoNSGA2, AlgoRandom} {
+	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom} {
 		h1, _ := runToy(t, algo, 5, 25, 3)
 		h2, _ := runToy(t, algo, 5, 25, 3)
 		if !almostEqual(h1, h2) {

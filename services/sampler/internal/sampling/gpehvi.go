@@ -7,9 +7,8 @@ import (
 	"github.com/sgtune/sgtune/pkg/study"
 )
 
-// The default sampler's proposal step ("motpe" with Options.Acquisition
-// "ehvi", the default): multi-objective Bayesian optimisation over the
-// categorical space.
+// gp-ehvi, the default algorithm: multi-objective Bayesian optimisation
+// over the categorical space.
 //
 //  1. Startup: until spec.Sampler.StartupTrials trials were benchmarked (or
 //     fewer than two results are feasible), SGLang's defaults with half the
@@ -48,33 +47,35 @@ const (
 	uniformCands   = 160
 )
 
-// Acquisition names (Options.Acquisition) of the "motpe" algorithm.
-const (
-	AcqEHVI = "ehvi" // GP surrogate + expected hypervolume improvement (default)
-	AcqTPE  = "tpe"  // the l/g density ratio of MOTPE's Parzen estimators
-)
+// gpEHVI is the gp-ehvi algorithm. Its state: each objective's last
+// fitted GP hyperparameters and the training-set size at the last
+// hyperparameter search.
+type gpEHVI struct {
+	theta [][]float64 // per objective: relevance weights
+	noise []float64
+	fitN  int
+}
 
-// bayesSample proposes one configuration, or nil to fall back to random.
-func (s *Study) bayesSample() []int {
-	trials := s.visible()
-	s.feas.update(trials)
-	bench, feasible := 0, 0
-	for _, t := range trials {
-		if t.x == nil {
-			continue
-		}
-		if t.status == statusCompleted || t.status == statusFailed {
-			bench++
-		}
-		if t.feasible {
-			feasible++
-		}
+func newGPEHVI(objectives int) *gpEHVI {
+	return &gpEHVI{theta: make([][]float64, objectives), noise: make([]float64, objectives)}
+}
+
+func (a *gpEHVI) propose(v *view) ([]int, string, map[string]string) {
+	if v.inStartup() {
+		return v.startupDraw(), SamplerStartup, nil
 	}
-	if bench < s.spec.Sampler.StartupTrials || feasible < 2 {
-		return s.feasibleRandom()
+	x := a.sample(v)
+	if x == nil {
+		return nil, "", nil
 	}
-	m := len(s.spec.Objectives)
-	dirs := s.spec.Directions()
+	return x, study.AlgoGPEHVI, nil
+}
+
+// sample proposes one configuration, or nil to fall back to random.
+func (a *gpEHVI) sample(v *view) []int {
+	trials := v.trials
+	m := len(v.spec.Objectives)
+	dirs := v.spec.Directions()
 
 	// Training data: feasible results (the best and the newest when many).
 	var train []*trial
@@ -112,7 +113,7 @@ func (s *Study) bayesSample() []int {
 	for k := range m {
 		logT[k] = true
 		for _, t := range train {
-			if raw(t.y[k], dirs[k]) <= 0 {
+			if study.MinFormValue(t.y[k], dirs[k]) <= 0 {
 				logT[k] = false
 			}
 		}
@@ -131,17 +132,17 @@ func (s *Study) bayesSample() []int {
 	}
 	xs := make([][]int, len(train))
 	for i, t := range train {
-		xs[i] = s.codec.features(t.x)
+		xs[i] = v.codec.features(t.x)
 	}
 	for i, x := range pending {
-		pending[i] = s.codec.features(x)
+		pending[i] = v.codec.features(x)
 	}
-	dist := s.codec.featureDist()
+	dist := v.codec.featureDist()
 	models := make([]*gp, m)
 	for k := range m {
 		ys := make([]float64, len(train))
 		for i, t := range train {
-			ys[i] = fwd(raw(t.y[k], dirs[k]), k)
+			ys[i] = fwd(study.MinFormValue(t.y[k], dirs[k]), k)
 		}
 		hx, hy := xs, ys
 		if len(hx) > maxHyperTrain {
@@ -151,14 +152,14 @@ func (s *Study) bayesSample() []int {
 		// while the training set is small, and once it is large whenever
 		// it grew by an eighth since the last search.
 		sweeps := 2
-		if s.gpTheta[k] != nil {
+		if a.theta[k] != nil {
 			sweeps = 1
-			if len(train) > maxHyperTrain && len(train) < s.gpFitN+max(1, s.gpFitN/8) {
+			if len(train) > maxHyperTrain && len(train) < a.fitN+max(1, a.fitN/8) {
 				sweeps = 0
 			}
 		}
-		g := fitGP(hx, hy, dist, s.gpTheta[k], s.gpNoise[k], sweeps)
-		s.gpTheta[k], s.gpNoise[k] = g.theta, g.noise
+		g := fitGP(hx, hy, dist, a.theta[k], a.noise[k], sweeps)
+		a.theta[k], a.noise[k] = g.theta, g.noise
 		if len(hx) != len(xs) {
 			g = fitGP(xs, ys, dist, g.theta, g.noise, 0)
 		}
@@ -174,8 +175,8 @@ func (s *Study) bayesSample() []int {
 		}
 		models[k] = g
 	}
-	if s.gpFitN == 0 || len(train) >= s.gpFitN+max(1, s.gpFitN/8) {
-		s.gpFitN = len(train)
+	if a.fitN == 0 || len(train) >= a.fitN+max(1, a.fitN/8) {
+		a.fitN = len(train)
 	}
 
 	// The front to improve, in minimisation form: feasible results plus the
@@ -190,20 +191,20 @@ func (s *Study) bayesSample() []int {
 		p := make([]float64, m)
 		for k := range m {
 			mu, _ := models[k].predict(x, nil, nil)
-			p[k] = minForm(back(mu, k), dirs[k])
+			p[k] = study.MinFormValue(back(mu, k), dirs[k])
 		}
 		pts = append(pts, p)
 	}
 	front := nonDominated(pts)
-	ref := s.refPoint(dirs)
+	ref := refPoint(v.all, dirs)
 	if ref == nil {
-		return s.feasibleRandom()
+		return v.startupDraw()
 	}
 
 	if nb := max(neighbourHeads, gamma(len(bestTrials))); len(bestTrials) > nb {
 		bestTrials = bestTrials[:nb]
 	}
-	cands := s.candidates(bestTrials, len(train) >= maxGPTrain)
+	cands := candidates(v, bestTrials, len(train) >= maxGPTrain)
 	if len(cands) == 0 {
 		return nil
 	}
@@ -211,7 +212,7 @@ func (s *Study) bayesSample() []int {
 	for i := range z {
 		z[i] = make([]float64, m)
 		for k := range z[i] {
-			z[i][k] = s.rng.NormFloat64()
+			z[i][k] = v.rng.NormFloat64()
 		}
 	}
 	kbuf := make([]float64, len(xs)+len(pending))
@@ -224,12 +225,12 @@ func (s *Study) bayesSample() []int {
 	bestScore, bestExplore, bestOpt := 0.0, -1.0, 0.0
 	var explore []int
 	for _, x := range cands {
-		pf := s.feas.pFeasible(x, 1)
+		pf := v.feas.pFeasible(x, 1)
 		if pf < 1e-3 {
 			continue
 		}
 		unc := 0.0
-		fx := s.codec.features(x)
+		fx := v.codec.features(x)
 		for k := range m {
 			mu[k], sd[k] = models[k].predict(fx, kbuf, vbuf)
 			unc += sd[k] / models[k].sc
@@ -237,7 +238,7 @@ func (s *Study) bayesSample() []int {
 		ehvi := 0.0
 		for _, zk := range z {
 			for k := range m {
-				p[k] = minForm(back(mu[k]+sd[k]*zk[k], k), dirs[k])
+				p[k] = study.MinFormValue(back(mu[k]+sd[k]*zk[k], k), dirs[k])
 			}
 			ehvi += hvi(front, p, ref)
 		}
@@ -246,7 +247,7 @@ func (s *Study) bayesSample() []int {
 			best, bestScore = x, score
 		}
 		for k := range m {
-			p[k] = minForm(back(mu[k]+optimism*sd[k]*optSign(dirs[k]), k), dirs[k])
+			p[k] = study.MinFormValue(back(mu[k]+optimism*sd[k]*optSign(dirs[k]), k), dirs[k])
 		}
 		if o := pf * hvi(front, p, ref); o > bestOpt {
 			opt, bestOpt = x, o
@@ -260,7 +261,7 @@ func (s *Study) bayesSample() []int {
 	// optimistic choice (the hypervolume improvement of the posterior mean
 	// shifted optimism standard deviations towards better), then the most
 	// uncertain one.
-	if bestScore < stallFraction*hvMin2(front, ref) {
+	if bestScore < stallFraction*study.HypervolumeMin(front, ref) {
 		if opt != nil {
 			return opt
 		}
@@ -283,24 +284,6 @@ func optSign(d study.Direction) float64 {
 		return 1
 	}
 	return -1
-}
-
-// hvMin2 is the hypervolume of a minimisation-form front against ref.
-func hvMin2(front [][]float64, ref []float64) float64 {
-	if len(front) == 0 {
-		return 0
-	}
-	return study.Hypervolume(front, minDirs(len(ref)), ref)
-}
-
-// raw undoes the minimisation form of one objective value.
-func raw(v float64, d study.Direction) float64 { return minForm(v, d) }
-
-func minForm(v float64, d study.Direction) float64 {
-	if d == study.Maximize {
-		return -v
-	}
-	return v
 }
 
 // pickTraining keeps at most n trials: the best (the first n/2 indices of
@@ -328,9 +311,9 @@ func pickTraining(ts []*trial, ranked []int, n int) []*trial {
 // refPoint is the reporter's fixed reference point (study.ReferencePoint on
 // trial 0 when it completed, else the lowest-numbered completed trial), in
 // minimisation form; nil when no trial has completed with objectives.
-func (s *Study) refPoint(dirs []study.Direction) []float64 {
+func refPoint(trials []*trial, dirs []study.Direction) []float64 {
 	var anchor *trial
-	for _, t := range s.trials {
+	for _, t := range trials {
 		if t.status == statusCompleted && t.ownY != nil && (anchor == nil || t.number < anchor.number) {
 			anchor = t
 		}
@@ -341,50 +324,19 @@ func (s *Study) refPoint(dirs []study.Direction) []float64 {
 	// The anchor's own first measurement: repeats do not move the point.
 	vals := make([]float64, len(anchor.ownY))
 	for k, v := range anchor.ownY {
-		vals[k] = raw(v, dirs[k])
+		vals[k] = study.MinFormValue(v, dirs[k])
 	}
 	ref := study.ReferencePoint(vals, dirs)
 	for k := range ref {
-		ref[k] = minForm(ref[k], dirs[k])
+		ref[k] = study.MinFormValue(ref[k], dirs[k])
 	}
 	return ref
-}
-
-// feasibleRandom draws startup configurations, keeping the first the
-// feasibility model does not expect to be rejected or to fail (at most 64
-// draws). A draw is SGLang's defaults (the baseline) with a random half of
-// the parameters (at least three) set to random values: the defaults are
-// known to launch, so the startup trials, which often run in parallel before
-// anything is learned, waste fewer runs on configurations that crash, and
-// still spread over the whole space.
-func (s *Study) feasibleRandom() []int {
-	var best []int
-	bestP := -1.0
-	base := s.codec.baseline()
-	d := len(base)
-	for range 64 {
-		x := append([]int(nil), base...)
-		for _, j := range s.rng.Perm(d)[:min(d, max(3, d/2))] {
-			x[j] = s.rng.IntN(len(s.codec.values[j]))
-		}
-		if _, dup := s.seen[keyOf(x)]; dup {
-			continue
-		}
-		p := s.feas.pFeasible(x, 1)
-		if p > 0.5 {
-			return x
-		}
-		if p > bestP {
-			best, bestP = x, p
-		}
-	}
-	return best
 }
 
 // candidates gathers configurations to score (none proposed before)
 // around best, the best feasible trials in order. A large study (whose
 // scoring costs more per candidate) gathers fewer.
-func (s *Study) candidates(best []*trial, large bool) [][]int {
+func candidates(v *view, best []*trial, large bool) [][]int {
 	nMut, nTPE, nUni := mutationCands, tpeCands, uniformCands
 	if large {
 		nMut, nTPE, nUni = nMut*2/3, nTPE*2/3, nUni*2/3
@@ -397,7 +349,7 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 			return
 		}
 		seen[k] = true
-		if _, dup := s.seen[k]; dup {
+		if _, dup := v.seen[k]; dup {
 			return
 		}
 		out = append(out, x)
@@ -416,11 +368,11 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 		var pairs [][]int
 		for j1 := range base {
 			for j2 := j1 + 1; j2 < len(base); j2++ {
-				for v1 := range s.codec.values[j1] {
+				for v1 := range v.codec.values[j1] {
 					if v1 == base[j1] {
 						continue
 					}
-					for v2 := range s.codec.values[j2] {
+					for v2 := range v.codec.values[j2] {
 						if v2 == base[j2] {
 							continue
 						}
@@ -434,7 +386,7 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 		// Scoring costs grow with the training set: a large study scores
 		// a random part of the neighbourhood.
 		if large && len(pairs) > maxPairCands {
-			s.rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+			v.rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
 			pairs = pairs[:maxPairCands]
 		}
 		for _, x := range pairs {
@@ -443,7 +395,7 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 	}
 	for _, i := range heads {
 		base := feas[i].x
-		for j, vals := range s.codec.values {
+		for j, vals := range v.codec.values {
 			for v := range vals {
 				if v == base[j] {
 					continue
@@ -456,11 +408,11 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 	}
 	if len(order) > 0 {
 		for range nMut {
-			base := feas[order[s.rng.IntN(len(order))]].x
+			base := feas[order[v.rng.IntN(len(order))]].x
 			x := append([]int(nil), base...)
-			for range 2 + s.rng.IntN(2) {
-				j := s.rng.IntN(len(x))
-				x[j] = s.rng.IntN(len(s.codec.values[j]))
+			for range 2 + v.rng.IntN(2) {
+				j := v.rng.IntN(len(x))
+				x[j] = v.rng.IntN(len(v.codec.values[j]))
 			}
 			add(x)
 		}
@@ -468,13 +420,13 @@ func (s *Study) candidates(best []*trial, large bool) [][]int {
 		for i, idx := range order {
 			good[i] = feas[idx].x
 		}
-		l := newParzen(s.codec, good)
+		l := newParzen(v.codec, good)
 		for range nTPE {
-			add(l.sample(s.rng))
+			add(l.sample(v.rng))
 		}
 	}
 	for range nUni {
-		add(s.codec.random(s.rng))
+		add(v.codec.random(v.rng))
 	}
 	return out
 }
@@ -485,7 +437,7 @@ func nonDominated(pts [][]float64) [][]float64 {
 		return nil
 	}
 	var out [][]float64
-	for _, i := range study.ParetoFront(pts, minDirs(len(pts[0]))) {
+	for _, i := range study.ParetoFront(pts, study.MinDirections(len(pts[0]))) {
 		out = append(out, pts[i])
 	}
 	return out
@@ -506,7 +458,7 @@ func hvi(front [][]float64, p, ref []float64) float64 {
 	}
 	if len(p) != 2 {
 		with := append(append([][]float64(nil), front...), p)
-		d := minDirs(len(p))
+		d := study.MinDirections(len(p))
 		return study.Hypervolume(with, d, ref) - study.Hypervolume(front, d, ref)
 	}
 	area := (ref[0] - p[0]) * (ref[1] - p[1])
