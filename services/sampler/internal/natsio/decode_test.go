@@ -40,6 +40,19 @@ func TestDecodeOutcome(t *testing.T) {
 				FailureCause: "ValueError: FA4 backend is only supported for prefill."},
 		},
 		{
+			name: "exec backend failure: the decisive stderr line from the reason",
+			given: events.TrialResult{Envelope: env(events.TypeTrialResult), State: events.StateFailed, FailureClass: events.FailCrash,
+				Reason:  "benchmark command failed: exit status 1; stderr: loading\nerror: --enable-foo is not supported on sm_90",
+				LogTail: "benchmark command failed: exit status 1; stderr: loading\nerror: --enable-foo is not supported on sm_90"},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Failed, FailureClass: events.FailCrash,
+				FailureCause: "--enable-foo is not supported on sm_90"},
+		},
+		{
+			name:     "pruned, with its partial metrics",
+			given:    events.TrialResult{Envelope: env(events.TypeTrialResult), State: events.StatePruned, Metrics: map[string]float64{"m": 1}},
+			expected: sampling.Outcome{Trial: 3, Kind: sampling.Pruned, Metrics: map[string]float64{"m": 1}},
+		},
+		{
 			name: "rejected",
 			given: events.CandidateRejected{Envelope: env(events.TypeCandidateRejected), Params: events.Params{"tp_size": 8},
 				Rejections: []events.Rejection{{Rule: "seed.gpu_count"}, {Rule: "seed.pp_dp_cap"}}},

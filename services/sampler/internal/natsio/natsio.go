@@ -243,6 +243,9 @@ func OutcomeFromResult(ev events.TrialResult) (sampling.Outcome, error) {
 		o.Kind = sampling.Failed
 		o.FailureClass = ev.FailureClass
 		o.FailureCause = sampling.FailureCause(ev.LogTail, ev.Reason)
+	case events.StatePruned:
+		// Stopped early: its partial metrics are an observation.
+		o.Kind = sampling.Pruned
 	case events.StateRejected:
 		o.Kind = sampling.Rejected
 	default:
