@@ -272,7 +272,13 @@ func (m *measurer) emit(meas events.Measurement) {
 // (throughput grows with load), and its latencies are at least those of
 // the highest level that met it (latency grows with load).
 func (m *measurer) level(p events.LoadPoint) {
-	m.points = append(m.points, p)
+	// A repeated level (a capacity search pools a close call) replaces its
+	// earlier measurement.
+	if i := slices.IndexFunc(m.points, func(q events.LoadPoint) bool { return q.Level() == p.Level() }); i >= 0 {
+		m.points[i] = p
+	} else {
+		m.points = append(m.points, p)
+	}
 	w := m.q.Workload
 	meas := events.Measurement{Requests: int(p.Metrics["completed"]), LoadPoints: slices.Clone(m.points)}
 	switch {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/sampler/internal/pruning"
 )
 
@@ -134,5 +136,35 @@ func TestDecideOnBoundsAlone(t *testing.T) {
 	o.Objectives[1].Upper = 3500 // above trial 3's 3000: could still join the front
 	if d := pruning.Decide(pruning.Policy{}, objectives, front, o); d.Stop {
 		t.Fatalf("stopped with a bound above the front: %s", d.Reason)
+	}
+}
+
+func TestObserveScalesLikeTheObjectives(t *testing.T) {
+	t.Parallel()
+	spec := study.Default() // ttft = mean_ttft_ms x 0.001 (s), tps = output_throughput
+	spec.Constraints = []study.Constraint{{Metric: "p99_ttft_ms", Max: ptr(500)}}
+	m := events.Measurement{Requests: 40, Fraction: 0.25,
+		Metrics: map[string]float64{"mean_ttft_ms": 250, "p99_ttft_ms": 700},
+		Upper:   map[string]float64{"output_throughput": 1800}}
+	o := pruning.Observe(&spec, m)
+	if o.Requests != 40 || o.Fraction != 0.25 || len(o.Objectives) != 2 || len(o.Constraints) != 1 {
+		t.Fatalf("observation %+v", o)
+	}
+	if o.Objectives[0].Estimate != 0.25 || !math.IsNaN(o.Objectives[1].Estimate) || o.Objectives[1].Upper != 1800 {
+		t.Fatalf("objectives %+v", o.Objectives)
+	}
+	if c := o.Constraints[0]; c.Value.Estimate != 700 || *c.Max != 500 {
+		t.Fatalf("constraint %+v", c)
+	}
+	objs := pruning.Objectives(&spec)
+	if objs[0].Maximize || !objs[1].Maximize || objs[0].Unit != "s" {
+		t.Fatalf("objectives %+v", objs)
+	}
+	// p99 TTFT 700 ms against its SLO of 500 is within noise after 40
+	// requests (optimistically 700 x (1 - 2 x 0.166) = 467 ms); the
+	// objectives decide: optimistically 0.17 s and 1980 tok/s, dominated.
+	d := pruning.Decide(pruning.Policy{}, objs, front, o)
+	if !d.Stop {
+		t.Fatalf("0.25 s TTFT against trial 3's 0.10 s, throughput at most 1800 x 1.1 against its 3000: %s", d.Reason)
 	}
 }
