@@ -113,6 +113,9 @@ func ProgressSubject(study string, trial int) string {
 	return "sgtune.progress." + study + "." + strconv.Itoa(trial)
 }
 
+// ProgressOfStudy filters one study's progress reports.
+func ProgressOfStudy(study string) string { return "sgtune.progress." + study + ".*" }
+
 // OutcomeSubject holds trial n's one outcome.
 func OutcomeSubject(study string, trial int) string {
 	return "sgtune.outcomes." + study + "." + strconv.Itoa(trial)
