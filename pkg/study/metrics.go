@@ -37,6 +37,7 @@ var knownMetrics = func() []string {
 		"total_input_tokens", "total_output_tokens",
 		"max_itl_ms", "p95_itl_ms",
 		"startup_seconds", MetricGPUs,
+		"cache_hit_rate", "capacity_levels", // the load generator's: prefix-cache hits, levels of a capacity search
 		"gpu_peak_memory_bytes", "gpu_peak_memory_total_bytes", "gpu_mean_utilization", "gpu_max_utilization",
 		"gpu_mean_power_watts", "gpu_max_power_watts", "avg_power_watts", "energy_joules", "energy_per_output_token",
 	}

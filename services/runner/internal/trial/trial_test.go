@@ -307,3 +307,40 @@ func TestRun_a_server_crashing_mid_ladder_keeps_the_levels_before(t *testing.T) 
 		t.Fatalf("load points %+v: the first level must be kept", res.LoadPoints)
 	}
 }
+
+func TestRun_a_capacity_search_on_one_launch(t *testing.T) {
+	t.Parallel()
+	// TTFT = 5 ms + 5 ms per request in flight: p90 TTFT <= 42 ms up to 7 streams.
+	e := newExec(t, "healthy", map[string]string{"SGTUNE_FAKE_TTFT": "5ms", "SGTUNE_FAKE_TTFT_PER_STREAM": "5ms"})
+	tests := []struct {
+		name             string
+		givenBound       float64
+		expectedCapacity [2]float64 // range
+	}{
+		{name: "feasible", givenBound: 42, expectedCapacity: [2]float64{5, 7}},
+		{name: "no level meets it", givenBound: 1, expectedCapacity: [2]float64{0, 0}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := queued(20 + i)
+			q.Workload.Capacity = &events.CapacitySearch{Search: events.SearchConcurrency, Max: 16,
+				SLO: map[string]float64{"p90_ttft_ms": tt.givenBound}, RequestsPerLevel: 20}
+			res, err := e.Run(context.Background(), q, []int{0}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res.Metrics["capacity_concurrency"]
+			if res.State != events.StateComplete || got < tt.expectedCapacity[0] || got > tt.expectedCapacity[1] || len(res.LoadPoints) == 0 {
+				t.Fatalf("state %s, capacity %v after %d levels (%s)", res.State, got, len(res.LoadPoints), res.Reason)
+			}
+			if (got == 0) != strings.Contains(res.Reason, "no load level met") {
+				t.Fatalf("capacity %v, reason %q", got, res.Reason)
+			}
+			log, _ := os.ReadFile(res.LogRef)
+			if n := strings.Count(string(log), "fake sglang: mode="); n != 1 {
+				t.Fatalf("%d server starts for one capacity search", n)
+			}
+		})
+	}
+}
