@@ -200,9 +200,12 @@ func (p *Plan) decodeCPUSeconds(bs, queue int) float64 {
 	return ms / 1000
 }
 
+// policyMs is the scheduler's prefix-matching cost per round: lpm matches
+// every waiting request up to lpmFallbackQueue of them (then acts as fcfs),
+// dfs-weight always does.
 func (p *Plan) policyMs(queue int) float64 {
-	c := p.Config
-	if (c.SchedulePolicy == "lpm" || c.SchedulePolicy == "dfs-weight") && queue <= lpmFallbackQueue {
+	switch c := p.Config; {
+	case c.SchedulePolicy == "lpm" && queue <= lpmFallbackQueue, c.SchedulePolicy == "dfs-weight":
 		return lpmMsPerReq * float64(queue)
 	}
 	return 0
