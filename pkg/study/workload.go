@@ -109,18 +109,7 @@ func validateDataset(key string, w events.Workload) error {
 			return fmt.Errorf("%s.request_rate: a mooncake trace is replayed at its own arrival times; leave request_rate at 0", key)
 		}
 	case DatasetSharedPrefix:
-		for _, f := range []struct {
-			name string
-			v    int
-		}{
-			{"gsp_num_groups", w.GSPNumGroups}, {"gsp_prompts_per_group", w.GSPPromptsPerGroup},
-			{"gsp_system_prompt_len", w.GSPSystemPromptLen}, {"gsp_question_len", w.GSPQuestionLen},
-			{"gsp_output_len", w.GSPOutputLen},
-		} {
-			if f.v < 1 {
-				return fmt.Errorf("%s.%s: must be at least 1, got %d", key, f.name, f.v)
-			}
-		}
+		return ValidateSharedPrefix(key, w)
 	case DatasetShareGPT:
 		switch {
 		case w.DatasetPath == "":
@@ -130,6 +119,24 @@ func validateDataset(key string, w events.Workload) error {
 		}
 	default:
 		return fmt.Errorf("%s.dataset: unknown dataset %q (known: %s)", key, w.Dataset, strings.Join(DatasetNames, ", "))
+	}
+	return nil
+}
+
+// ValidateSharedPrefix checks the generated-shared-prefix dataset's sizes
+// (each at least 1); key prefixes the error.
+func ValidateSharedPrefix(key string, w events.Workload) error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"gsp_num_groups", w.GSPNumGroups}, {"gsp_prompts_per_group", w.GSPPromptsPerGroup},
+		{"gsp_system_prompt_len", w.GSPSystemPromptLen}, {"gsp_question_len", w.GSPQuestionLen},
+		{"gsp_output_len", w.GSPOutputLen},
+	} {
+		if f.v < 1 {
+			return fmt.Errorf("%s.%s: must be at least 1, got %d", key, f.name, f.v)
+		}
 	}
 	return nil
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
-	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
 	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
 	"github.com/sgtune/sgtune/services/runner/internal/sglang"
 )
@@ -157,25 +155,8 @@ func steadyP99TTFT(rs []loadgen.RequestResult, skip int) float64 {
 
 func launchCapacityStandIn(tb testing.TB) *sglang.Server {
 	tb.Helper()
-	var ports sglang.Ports
-	port, err := ports.Pick()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
-		Command: fakeserver.Command(), Port: port, GPUs: []int{0},
-		Env: fakeserver.Env("healthy", map[string]string{
-			"SGTUNE_FAKE_TTFT": capTTFT.String(), "SGTUNE_FAKE_TTFT_PER_STREAM": capTTFTPer.String(),
-			"SGTUNE_FAKE_ITL": capITL.String(), "SGTUNE_FAKE_ITL_PER_STREAM": capITLPer.String(),
-		}),
-		LogPath: filepath.Join(tb.TempDir(), "fake.log"),
+	return launchFake(tb, map[string]string{
+		"SGTUNE_FAKE_TTFT": capTTFT.String(), "SGTUNE_FAKE_TTFT_PER_STREAM": capTTFTPer.String(),
+		"SGTUNE_FAKE_ITL": capITL.String(), "SGTUNE_FAKE_ITL_PER_STREAM": capITLPer.String(),
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = srv.Stop(10 * time.Second) })
-	if _, err := srv.WaitHealthy(context.Background(), time.Minute); err != nil {
-		tb.Fatal(err)
-	}
-	return srv
 }

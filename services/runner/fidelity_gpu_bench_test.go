@@ -147,6 +147,13 @@ func measureGPUFidelity(b *testing.B, srv *sglang.Server, streams, iter int, onD
 // process with a fixed time to first token and inter-token gap.
 func launchFakeGPU(tb testing.TB, ttft, itl time.Duration) *sglang.Server {
 	tb.Helper()
+	return launchFake(tb, map[string]string{"SGTUNE_FAKE_TTFT": ttft.String(), "SGTUNE_FAKE_ITL": itl.String()})
+}
+
+// launchFake starts the fake server with env (SGTUNE_FAKE_*) and waits until
+// it is healthy; it is stopped at cleanup.
+func launchFake(tb testing.TB, env map[string]string) *sglang.Server {
+	tb.Helper()
 	var ports sglang.Ports
 	port, err := ports.Pick()
 	if err != nil {
@@ -154,7 +161,7 @@ func launchFakeGPU(tb testing.TB, ttft, itl time.Duration) *sglang.Server {
 	}
 	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
 		Command: fakeserver.Command(), Port: port, GPUs: []int{0},
-		Env:     fakeserver.Env("healthy", map[string]string{"SGTUNE_FAKE_TTFT": ttft.String(), "SGTUNE_FAKE_ITL": itl.String()}),
+		Env:     fakeserver.Env("healthy", env),
 		LogPath: filepath.Join(tb.TempDir(), "fake.log"),
 	})
 	if err != nil {

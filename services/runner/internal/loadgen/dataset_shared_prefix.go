@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 )
 
 // sharedPrefixDataset is bench_serving's "generated-shared-prefix": the
@@ -16,17 +17,8 @@ import (
 type sharedPrefixDataset struct{ w events.Workload }
 
 func newSharedPrefix(w events.Workload, _ []string) (Dataset, error) {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"gsp_num_groups", w.GSPNumGroups}, {"gsp_prompts_per_group", w.GSPPromptsPerGroup},
-		{"gsp_system_prompt_len", w.GSPSystemPromptLen}, {"gsp_question_len", w.GSPQuestionLen},
-		{"gsp_output_len", w.GSPOutputLen},
-	} {
-		if f.v < 1 {
-			return nil, fmt.Errorf("%w: %s must be at least 1, got %d", ErrBadWorkload, f.name, f.v)
-		}
+	if err := study.ValidateSharedPrefix("workload", w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadWorkload, err)
 	}
 	return sharedPrefixDataset{w}, nil
 }

@@ -64,21 +64,9 @@ func measureCapacity(ctx context.Context, o Options) (*Outcome, error) {
 			break
 		}
 		lv := step.Level
-		n, ramp := c.RequestsPerLevel, 0
-		if n == 0 {
-			n = capacity.Requests(slo, lv, w.NumPrompts)
-		}
-		switch {
-		case !rate:
-			ramp = int(lv)
-		case lastE2E > 0:
-			ramp = int(math.Ceil(lv * lastE2E.Seconds()))
-			if c.RequestsPerLevel == 0 {
-				n = max(n, int(math.Ceil(lv*rateLevelE2Es*lastE2E.Seconds())))
-			}
-		}
 		wl := atLevel(w, lv, rate)
-		wl.NumPrompts = n
+		var ramp int
+		wl.NumPrompts, ramp = levelSize(c, lv, w.NumPrompts, rate, lastE2E)
 		if salt > 0 {
 			s.flushCache()
 		}
@@ -100,13 +88,7 @@ func measureCapacity(ctx context.Context, o Options) (*Outcome, error) {
 		m.duration += res.Duration
 		m.repeats++
 		m.metrics, m.units = Aggregate(m.results, m.duration, goodSLO)
-		var j capacity.Judgement
-		if failed := m.metrics["failed"]; failed > 0 {
-			// A request that failed met no bound: the level does not sustain the load.
-			j = capacity.Judgement{Verdict: capacity.Fail, Margin: math.Inf(1), Worst: "failed requests"}
-		} else {
-			j = capacity.Judge(slo, m.metrics, resampler(m.results, slo), rng, capacity.DefaultBootstrap)
-		}
+		j := judge(slo, m, rng)
 		search.Observe(lv, j)
 		met := j.Margin <= 1 && m.metrics["failed"] == 0
 		p := loadPoint(lv, rate, &Result{Metrics: m.metrics})
@@ -124,6 +106,34 @@ func measureCapacity(ctx context.Context, o Options) (*Outcome, error) {
 	}
 	finishCapacity(out, c, search, levels, rate)
 	return out, nil
+}
+
+// levelSize is how many requests a capacity level measures and how many it
+// sends first without measuring them (see rateLevelE2Es).
+func levelSize(c *events.CapacitySearch, level float64, base int, rate bool, lastE2E time.Duration) (n, ramp int) {
+	n = c.RequestsPerLevel
+	if n == 0 {
+		n = capacity.Requests(capacity.SLO(c.SLO), level, base)
+	}
+	switch {
+	case !rate:
+		ramp = int(level)
+	case lastE2E > 0:
+		ramp = int(math.Ceil(level * lastE2E.Seconds()))
+		if c.RequestsPerLevel == 0 {
+			n = max(n, int(math.Ceil(level*rateLevelE2Es*lastE2E.Seconds())))
+		}
+	}
+	return n, ramp
+}
+
+// judge gives the verdict on a level's pooled measurements.
+func judge(slo capacity.SLO, m *levelMeasure, rng *rand.Rand) capacity.Judgement {
+	if m.metrics["failed"] > 0 {
+		// A request that failed met no bound: the level does not sustain the load.
+		return capacity.Judgement{Verdict: capacity.Fail, Margin: math.Inf(1), Worst: "failed requests"}
+	}
+	return capacity.Judge(slo, m.metrics, resampler(m.results, slo), rng, capacity.DefaultBootstrap)
 }
 
 // finishCapacity sets the outcome's headline from the capacity level (or,

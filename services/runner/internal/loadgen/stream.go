@@ -71,13 +71,14 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 		b.abort()
 	})
 	defer idle.Stop()
+	fail := func(err error) { res.Err = requestError(rctx, err, &stalled, b.idle) }
 
 	res.Start = time.Now()
 	var err error
 	if c == nil {
 		res.NewConn = true
 		if c, err = b.ep.dial(rctx); err != nil {
-			res.Err = requestError(rctx, err, &stalled, b.idle)
+			fail(err)
 			return res, nil
 		}
 	}
@@ -104,14 +105,14 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 		c.close()
 		res.NewConn = true
 		if c, err = b.ep.dial(rctx); err != nil {
-			res.Err = requestError(rctx, err, &stalled, b.idle)
+			fail(err)
 			return res, nil
 		}
 		stop = context.AfterFunc(rctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 		resp, err = c.send(rctx, r.wire, http.MethodPost, &res.Sent)
 	}
 	if err != nil {
-		res.Err = requestError(rctx, err, &stalled, b.idle)
+		fail(err)
 		return res, nil
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -121,88 +122,24 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 		return res, nil
 	}
 
-	st := streamPool.Get().(*stream)
-	defer streamPool.Put(st)
-	st.parser.Reset()
+	sr := streamReader{b: b, res: &res, tc: tokenCounter{openai: r.openai, reported: -1}}
 	res.ITL = make([]time.Duration, 0, max(r.outputLen-1, 0))
-	tc := tokenCounter{openai: r.openai, reported: -1}
-	var (
-		now      time.Time
-		last     time.Time
-		done     bool
-		finished bool
-		errMsg   string
-	)
-	handle := func(data []byte) bool {
-		if bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
-			done = true
-			return false
-		}
-		ci := scanChunk(data)
-		if ci.errMsg != "" {
-			errMsg = ci.errMsg
-			return false
-		}
-		if ci.promptTokens >= 0 {
-			res.InputTokens = ci.promptTokens
-		}
-		if ci.cachedTokens >= 0 {
-			res.CachedTokens, res.CacheReported = ci.cachedTokens, true
-		}
-		if ci.finished {
-			finished = true
-		}
-		n := tc.count(ci)
-		if n <= 0 {
-			return true
-		}
-		b.streamed.Add(int64(n))
-		if !tc.gotFirst {
-			tc.gotFirst = true
-			res.TTFT = now.Sub(res.Start)
-		} else {
-			gap := now.Sub(last) / time.Duration(n)
-			for range n {
-				res.ITL = append(res.ITL, gap)
-			}
-		}
-		last = now
-		return true
-	}
-	var readErr error
-	eof := false
-	for !done && errMsg == "" {
-		n, err := resp.Body.Read(st.buf)
-		now = time.Now() // the timestamp of every event in this read
-		if n > 0 {
-			idle.Reset(b.idle)
-			st.parser.Feed(st.buf[:n], handle)
-		}
-		if err != nil {
-			if err == io.EOF {
-				eof = true
-				st.parser.Flush(handle)
-			} else {
-				readErr = err
-			}
-			break
-		}
-	}
-	res.E2E = now.Sub(res.Start)
+	eof, readErr := sr.read(resp, idle)
+	res.E2E = sr.now.Sub(res.Start)
 	switch {
-	case errMsg != "":
-		res.Err = "server error: " + errMsg
+	case sr.errMsg != "":
+		res.Err = "server error: " + sr.errMsg
 	case readErr != nil:
-		res.Err = requestError(rctx, readErr, &stalled, b.idle)
-	case !tc.gotFirst:
+		fail(readErr)
+	case !sr.tc.gotFirst:
 		res.Err = "stream ended without generating a token"
-	case !done && !finished:
+	case !sr.done && !sr.finished:
 		res.Err = "stream ended before the request finished"
 	default:
 		res.OK = true
-		res.OutputTokens = tc.generated
-		if tc.reported >= 0 {
-			res.OutputTokens = tc.reported
+		res.OutputTokens = sr.tc.generated
+		if sr.tc.reported >= 0 {
+			res.OutputTokens = sr.tc.reported
 		}
 	}
 	// The connection carries the stream's next request only when this
@@ -211,10 +148,85 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 	switch {
 	case eof:
 		reusable = !resp.Close
-	case done:
+	case sr.done:
 		reusable = drained(c, resp)
 	}
 	return res, nil
+}
+
+// streamReader follows one response's event stream into its RequestResult.
+type streamReader struct {
+	b         *bench
+	res       *RequestResult
+	tc        tokenCounter
+	now, last time.Time // the current read's time; the last token chunk's
+	done      bool      // [DONE] seen
+	finished  bool      // a finish_reason seen
+	errMsg    string    // an error chunk's message
+}
+
+// read reads the stream until [DONE], an error chunk or its end, with one
+// timestamp per read; idle is reset by every byte. eof is true when the
+// body was read to its end.
+func (sr *streamReader) read(resp *http.Response, idle *time.Timer) (eof bool, err error) {
+	st := streamPool.Get().(*stream)
+	defer streamPool.Put(st)
+	st.parser.Reset()
+	for !sr.done && sr.errMsg == "" {
+		n, rerr := resp.Body.Read(st.buf)
+		sr.now = time.Now() // the timestamp of every event in this read
+		if n > 0 {
+			idle.Reset(sr.b.idle)
+			st.parser.Feed(st.buf[:n], sr.handle)
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				st.parser.Flush(sr.handle)
+				return true, nil
+			}
+			return false, rerr
+		}
+	}
+	return false, nil
+}
+
+// handle takes one event's data; false stops the stream.
+func (sr *streamReader) handle(data []byte) bool {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
+		sr.done = true
+		return false
+	}
+	ci := scanChunk(data)
+	if ci.errMsg != "" {
+		sr.errMsg = ci.errMsg
+		return false
+	}
+	res := sr.res
+	if ci.promptTokens >= 0 {
+		res.InputTokens = ci.promptTokens
+	}
+	if ci.cachedTokens >= 0 {
+		res.CachedTokens, res.CacheReported = ci.cachedTokens, true
+	}
+	if ci.finished {
+		sr.finished = true
+	}
+	n := sr.tc.count(ci)
+	if n <= 0 {
+		return true
+	}
+	sr.b.streamed.Add(int64(n))
+	if !sr.tc.gotFirst {
+		sr.tc.gotFirst = true
+		res.TTFT = sr.now.Sub(res.Start)
+	} else {
+		gap := sr.now.Sub(sr.last) / time.Duration(n)
+		for range n {
+			res.ITL = append(res.ITL, gap)
+		}
+	}
+	sr.last = sr.now
+	return true
 }
 
 // drainWait bounds reading the end of a finished response.
