@@ -55,6 +55,10 @@ type StudyState struct {
 	Rejected    int       `json:"rejected"`
 	StartedAt   time.Time `json:"started_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Pruned counts benchmarked trials stopped early; GPUHours the GPU time
+	// the benchmarked trials held (the gpu_hours budget's use).
+	Pruned   int     `json:"pruned,omitempty"`
+	GPUHours float64 `json:"gpu_hours,omitempty"`
 	// StopReason says why the study completed ("n_trials reached", "time budget", "plateau").
 	StopReason string `json:"stop_reason,omitempty"`
 }

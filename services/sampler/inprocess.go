@@ -8,6 +8,7 @@ import (
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/sampler/internal/natsio"
+	"github.com/sgtune/sgtune/services/sampler/internal/pruning"
 	"github.com/sgtune/sgtune/services/sampler/internal/sampling"
 )
 
@@ -115,3 +116,11 @@ func FailureCause(logTail, reason string) string { return sampling.FailureCause(
 // Baseline is the configuration trial 0 runs: SGLang's defaults expressed
 // in space.
 func Baseline(space study.Space) (events.Params, error) { return sampling.Baseline(space) }
+
+// ShouldStop judges a running trial's partial measurement as early
+// stopping does over the bus (sampler.early_stop): whether to stop it now,
+// and why (or why not).
+func (p *InProcess) ShouldStop(trial int, m events.Measurement) (bool, string) {
+	d := p.st.ShouldStop(trial, m, pruning.Policy{})
+	return d.Stop, d.Reason
+}

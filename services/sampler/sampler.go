@@ -161,6 +161,8 @@ type loop struct {
 	synced    sampling.Counters // counters last written to the study's KV entry
 	wrote     bool
 	metrics   *metrics // nil: no metrics
+	// stopAsked are the trials early stopping asked to stop (sampler.early_stop).
+	stopAsked map[int]bool
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -177,15 +179,20 @@ func (l *loop) run(ctx context.Context) error {
 			}
 		}, func() { close(caught) })
 	})
+	var meas chan measured // nil (never ready) without early stopping
+	if l.spec.Sampler.EarlyStop {
+		meas = make(chan measured, 256)
+		g.Go(func() error { return l.tailMeasurements(gctx, meas) })
+	}
 	g.Go(func() error {
 		// The study's end ends the tail too.
 		defer cancel()
-		return l.main(gctx, outs, caught)
+		return l.main(gctx, outs, caught, meas)
 	})
 	return g.Wait()
 }
 
-func (l *loop) main(ctx context.Context, outs <-chan sampling.Outcome, caught <-chan struct{}) error {
+func (l *loop) main(ctx context.Context, outs <-chan sampling.Outcome, caught <-chan struct{}, meas <-chan measured) error {
 	if err := l.restore(ctx, outs, caught); err != nil {
 		return err
 	}
@@ -218,6 +225,8 @@ func (l *loop) main(ctx context.Context, outs <-chan sampling.Outcome, caught <-
 					more = false
 				}
 			}
+		case mm := <-meas:
+			l.judge(ctx, mm)
 		case <-tick.C:
 			l.refreshCapacity(ctx)
 		}
@@ -396,6 +405,7 @@ func (l *loop) writeState(ctx context.Context, status, reason string) error {
 		s.Status = status
 		s.StopReason = reason
 		s.Proposed, s.Benchmarked, s.Rejected = c.Proposed, c.Benchmarked(), c.Rejected
+		s.Pruned, s.GPUHours = c.Pruned, c.GPUSeconds/3600
 		s.UpdatedAt = time.Now().UTC()
 		return nil
 	})
@@ -414,6 +424,7 @@ func (l *loop) complete(ctx context.Context, reason string) error {
 	l.log.Info().Str("stop_reason", reason).Int("n_trials", l.st.NTrials()).
 		Int("proposed", c.Proposed).Int("completed", c.Completed).Int("failed", c.Failed).
 		Int("rejected", c.Rejected).Int("duplicates", c.Duplicates).Int("slo_missed", c.Infeasible).
+		Int("pruned", c.Pruned).Float64("gpu_hours", c.GPUSeconds/3600).
 		Int("pareto_size", l.st.FrontSize()).Msg("study complete")
 	return nil
 }

@@ -235,7 +235,7 @@ func OutcomeFromRejection(ev events.CandidateRejected) sampling.Outcome {
 
 // OutcomeFromResult maps a runner's result.
 func OutcomeFromResult(ev events.TrialResult) (sampling.Outcome, error) {
-	o := sampling.Outcome{Trial: ev.Trial, Params: ev.Params, Metrics: ev.Metrics}
+	o := sampling.Outcome{Trial: ev.Trial, Params: ev.Params, Metrics: ev.Metrics, GPUSeconds: ev.GPUSeconds}
 	switch ev.State {
 	case events.StateComplete:
 		o.Kind = sampling.Completed

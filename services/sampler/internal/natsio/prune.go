@@ -50,3 +50,6 @@ func (b *Bus) RequestStop(ctx context.Context, trial int, reason string, now tim
 	}
 	return nil
 }
+
+// Epoch is the incarnation of the study this bus proposes for (SetEpoch).
+func (b *Bus) Epoch() string { return b.epoch }

@@ -33,6 +33,7 @@ const (
 	StopPlateau       = "plateau"
 	StopExhausted     = "search space exhausted"
 	StopProposalLimit = "proposal limit"
+	StopGPUHours      = "gpu_hours budget"
 )
 
 // Options adjust a study beyond its spec. The zero value takes everything from the spec.
@@ -368,6 +369,7 @@ func (s *Study) Tell(o Outcome) error {
 		return err
 	}
 	s.c.InFlight--
+	s.c.GPUSeconds += o.GPUSeconds
 	switch t.status {
 	case statusCompleted:
 		s.c.Completed++
@@ -438,6 +440,8 @@ func (s *Study) Done(now time.Time) (bool, string) {
 		return true, StopNTrials
 	case s.spec.TimeBudget > 0 && now.Sub(s.startedAt) >= s.spec.TimeBudget.D():
 		return true, StopTimeBudget
+	case s.spec.GPUHours > 0 && s.c.GPUSeconds >= s.spec.GPUHours*3600:
+		return true, StopGPUHours
 	case s.plateau():
 		return true, StopPlateau
 	case s.exhaust:

@@ -76,6 +76,8 @@ type Outcome struct {
 	// Params, when set, lets the study adopt an outcome of a trial it has no
 	// proposal for (a record lost from the candidates stream).
 	Params events.Params
+	// GPUSeconds is the GPU time the trial held (the study's gpu_hours budget).
+	GPUSeconds float64
 }
 
 // Counters summarise a study.
@@ -97,6 +99,8 @@ type Counters struct {
 	// KnownCause counts failed trials whose (class, cause) had failed
 	// before: launches the feasibility model could have saved.
 	KnownCause int
+	// GPUSeconds is the GPU time the benchmarked trials held.
+	GPUSeconds float64
 }
 
 // Benchmarked is the number of trials that ran: completed, failed and
