@@ -105,6 +105,17 @@ func goldenCases() map[string]events.Event {
 			LogRef:        "/var/lib/sgtune/logs/demo-9.log",
 			StartedAt:     at, FinishedAt: at.Add(90 * time.Second),
 		},
+		"trial_result_what_ran": events.TrialResult{
+			Envelope: events.NewEnvelope(events.TypeTrialResult, "demo", 16, at),
+			Params:   events.Params{"tp_size": 2.0, "chunked_prefill_size": 4096.0, "attention_backend": nil},
+			State:    events.StateComplete,
+			Metrics:  map[string]float64{"mean_ttft_ms": 25.5, "output_throughput": 2500, "output_throughput_per_gpu": 1250, "gpus": 2},
+			Runner:   "gpu-host-1", GPUs: []int{0, 1}, Backend: "sglang",
+			SGLangVersion: "0.5.5", ModelPathLoaded: "meta-llama/Llama-3.1-8B-Instruct",
+			EffectiveParams: events.Params{"tp_size": 2.0, "chunked_prefill_size": 8192.0, "attention_backend": "fa3", "mem_fraction_static": 0.835},
+			AdjustedParams:  []string{"chunked_prefill_size"},
+			StartedAt:       at, FinishedAt: at.Add(90 * time.Second),
+		},
 		"trial_result_ladder": events.TrialResult{
 			Envelope: events.NewEnvelope(events.TypeTrialResult, "demo", 12, at),
 			Params:   events.Params{"tp_size": 1.0},

@@ -156,6 +156,15 @@ const (
 	// FailNoRunner marks a queued trial no live runner can fit (it needs more
 	// GPUs than any runner has) after the fleet shrank; the reason names the fleet.
 	FailNoRunner = "no-runner"
+	// FailWrongModel marks a trial whose server loaded another model than the
+	// spec names (/get_model_info): its figures would be about that model.
+	// The reason names both; it is about the host's server command, not the
+	// config.
+	FailWrongModel = "wrong-model"
+	// FailServerInfo marks a trial whose healthy server did not answer
+	// /get_server_info or /get_model_info readably, so what it ran (version,
+	// effective values, model) is unknown; the reason says what failed.
+	FailServerInfo = "server-info"
 )
 
 // TrialResult is a runner's result for one trial: completed with metrics, or
@@ -204,7 +213,22 @@ type TrialResult struct {
 	// Backend is "sglang", "sim" or "exec".
 	Backend string `json:"backend"`
 	// LaunchCommand is the full argv the server was started with.
-	LaunchCommand []string  `json:"launch_command,omitempty"`
-	StartedAt     time.Time `json:"started_at"`
-	FinishedAt    time.Time `json:"finished_at"`
+	LaunchCommand []string `json:"launch_command,omitempty"`
+	// What the server reported it ran, read after it became healthy
+	// (/get_server_info and /get_model_info). SGLangVersion is its version.
+	SGLangVersion string `json:"sglang_version,omitempty"`
+	// ModelPathLoaded is the model_path the server loaded.
+	ModelPathLoaded string `json:"model_path_loaded,omitempty"`
+	// EffectiveParams are the values the server really runs, by ServerArgs
+	// name, for the tuned parameters, the static flags and the values SGLang
+	// derives itself when left to it (mem_fraction_static,
+	// chunked_prefill_size, cuda_graph_max_bs, attention_backend, ...).
+	EffectiveParams Params `json:"effective_params,omitempty"`
+	// AdjustedParams names, sorted, the parameters and static flags whose
+	// effective value differs from the value asked (SGLang changes some
+	// silently); one asked as None (SGLang's choice) is not listed, its
+	// value is in EffectiveParams.
+	AdjustedParams []string  `json:"adjusted_params,omitempty"`
+	StartedAt      time.Time `json:"started_at"`
+	FinishedAt     time.Time `json:"finished_at"`
 }

@@ -250,6 +250,10 @@ func trialAttrs(t front.TrialRecord) []attr {
 	// which the metrics above already wrote.
 	add("gpu_indices", t.GPUs, len(t.GPUs) > 0)
 	add("backend", t.Backend, t.Backend != "")
+	add("sglang_version", t.SGLangVersion, t.SGLangVersion != "")
+	add("model_path_loaded", t.ModelPathLoaded, t.ModelPathLoaded != "")
+	add("effective_params", t.EffectiveParams, len(t.EffectiveParams) > 0)
+	add("adjusted_params", t.AdjustedParams, len(t.AdjustedParams) > 0)
 	add("log_ref", t.LogRef, t.LogRef != "")
 	return out
 }

@@ -89,6 +89,11 @@ type FrontMember struct {
 	Spread   map[string]RunSpread `json:"spread,omitempty"`
 	Runner   string               `json:"runner,omitempty"`
 	GPUModel string               `json:"gpu_model,omitempty"`
+	// SGLangVersion is the version the member's server reported; Adjusted
+	// the values SGLang ran instead of the ones asked (name -> effective
+	// value; the asked ones are in Parameters or the static flags).
+	SGLangVersion string         `json:"sglang_version,omitempty"`
+	Adjusted      map[string]any `json:"adjusted,omitempty"`
 }
 
 // CurvePoint is one measured load level of a front member's curve.
@@ -217,17 +222,24 @@ type TrialRecord struct {
 	// trial's front entry and is never a front member of its own.
 	RepeatOf *int `json:"repeat_of,omitempty"`
 	// LaunchCommand is the argv the server ran with.
-	LaunchCommand []string  `json:"launch_command,omitempty"`
-	Runner        string    `json:"runner,omitempty"`
-	Host          string    `json:"host,omitempty"`
-	GPUModel      string    `json:"gpu_model,omitempty"`
-	GPUs          []int     `json:"gpus,omitempty"`
-	GPUSeconds    float64   `json:"gpu_seconds,omitempty"`
-	Backend       string    `json:"backend,omitempty"`
-	StartedAt     time.Time `json:"started_at,omitzero"`
-	FinishedAt    time.Time `json:"finished_at,omitzero"`
-	LogRef        string    `json:"log_ref,omitempty"`
-	LogTail       string    `json:"log_tail,omitempty"`
+	LaunchCommand []string `json:"launch_command,omitempty"`
+	Runner        string   `json:"runner,omitempty"`
+	Host          string   `json:"host,omitempty"`
+	GPUModel      string   `json:"gpu_model,omitempty"`
+	GPUs          []int    `json:"gpus,omitempty"`
+	GPUSeconds    float64  `json:"gpu_seconds,omitempty"`
+	Backend       string   `json:"backend,omitempty"`
+	// What the server reported it ran: SGLang's version, the model it
+	// loaded, the effective values of the tuned parameters, static flags and
+	// values SGLang chose, and (sorted) those it changed from what was asked.
+	SGLangVersion   string         `json:"sglang_version,omitempty"`
+	ModelPathLoaded string         `json:"model_path_loaded,omitempty"`
+	EffectiveParams map[string]any `json:"effective_params,omitempty"`
+	AdjustedParams  []string       `json:"adjusted_params,omitempty"`
+	StartedAt       time.Time      `json:"started_at,omitzero"`
+	FinishedAt      time.Time      `json:"finished_at,omitzero"`
+	LogRef          string         `json:"log_ref,omitempty"`
+	LogTail         string         `json:"log_tail,omitempty"`
 }
 
 // HVPoint is the hypervolume once trial TrialNumber (a benchmarked trial) and

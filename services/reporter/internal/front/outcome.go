@@ -60,9 +60,15 @@ type Outcome struct {
 	GPUs          []int
 	// GPUSeconds is the GPU time the trial held (its GPUs times launch to stop).
 	GPUSeconds float64
-	Backend    string
-	StartedAt  time.Time
-	FinishedAt time.Time
+	// What the server reported it ran (events.TrialResult): SGLang's version,
+	// the model it loaded, effective values and the ones it changed.
+	SGLangVersion   string
+	ModelPathLoaded string
+	EffectiveParams map[string]any
+	AdjustedParams  []string
+	Backend         string
+	StartedAt       time.Time
+	FinishedAt      time.Time
 }
 
 // Rejection is one validation rule a candidate failed.

@@ -79,6 +79,9 @@ func Print(w io.Writer, doc FrontDoc) error {
 		if len(m.LaunchCommand) > 0 {
 			p.f("  Launch command: %s\n", shellJoin(m.LaunchCommand))
 		}
+		if len(m.Adjusted) > 0 {
+			p.f("  SGLang %sran instead: %s\n", versionWord(m.SGLangVersion), adjustedLine(m))
+		}
 	}
 	p.line("")
 	p.line(dash80)
@@ -286,4 +289,26 @@ func curveLine(curve []CurvePoint) string {
 		parts[i] = s
 	}
 	return strings.Join(parts, "; ")
+}
+
+// versionWord is "0.5.5 " for a known version, "" otherwise.
+func versionWord(v string) string {
+	if v == "" {
+		return ""
+	}
+	return v + " "
+}
+
+// adjustedLine lists the values SGLang ran instead of the ones asked:
+// "chunked_prefill_size 8192 (asked 4096), mem_fraction_static 0.8".
+func adjustedLine(m FrontMember) string {
+	parts := make([]string, 0, len(m.Adjusted))
+	for _, name := range slices.Sorted(maps.Keys(m.Adjusted)) {
+		s := name + " " + study.FormatValue(m.Adjusted[name])
+		if asked, ok := m.Parameters[name]; ok {
+			s += " (asked " + study.FormatValue(asked) + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -505,6 +505,13 @@ func (r *Report) member(t *trial, baseline *trial) FrontMember {
 		Metrics:       map[string]float64{},
 		Runner:        t.o.Runner,
 		GPUModel:      t.o.GPUModel,
+		SGLangVersion: t.o.SGLangVersion,
+	}
+	for _, name := range t.o.AdjustedParams {
+		if m.Adjusted == nil {
+			m.Adjusted = map[string]any{}
+		}
+		m.Adjusted[name] = t.o.EffectiveParams[name]
 	}
 	m.TTFT, m.TPS = seedValues(m.Objectives, t.o.Metrics)
 	for _, o := range spec.Objectives {
@@ -623,6 +630,10 @@ func (r *Report) record(t *trial) TrialRecord {
 		GPUs:               o.GPUs,
 		GPUSeconds:         o.GPUSeconds,
 		Backend:            o.Backend,
+		SGLangVersion:      o.SGLangVersion,
+		ModelPathLoaded:    o.ModelPathLoaded,
+		EffectiveParams:    o.EffectiveParams,
+		AdjustedParams:     o.AdjustedParams,
 		StartedAt:          o.StartedAt,
 		FinishedAt:         o.FinishedAt,
 		LogRef:             o.LogRef,

@@ -89,6 +89,8 @@ func FromResult(ev events.TrialResult) front.Outcome {
 		FailureClass: ev.FailureClass, Reason: ev.Reason, LogTail: ev.LogTail, LogRef: ev.LogRef,
 		LaunchCommand: ev.LaunchCommand, Runner: ev.Runner, Host: ev.Host, GPUModel: ev.GPUModel,
 		GPUs: ev.GPUs, GPUSeconds: ev.GPUSeconds, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
+		SGLangVersion: ev.SGLangVersion, ModelPathLoaded: ev.ModelPathLoaded, EffectiveParams: ev.EffectiveParams,
+		AdjustedParams: ev.AdjustedParams,
 	}
 }
 

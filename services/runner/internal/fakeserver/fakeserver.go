@@ -21,6 +21,10 @@
 //	                             add this much to TTFT (at arrival) and to each inter-token gap
 //	                             per generation request in flight: a latency that grows with load
 //	                             in a known way (the capacity benchmark's stand-in)
+//	SGTUNE_FAKE_INFO             normal (default) | http500 | garbage: how /get_server_info answers
+//	SGTUNE_FAKE_LOADED_MODEL     the model_path /get_model_info reports (default: --model-path)
+//	SGTUNE_FAKE_ADJUST           k=v,... effective values /get_server_info reports instead of the
+//	                             flags' (SGLang's silent adjustments), e.g. chunked_prefill_size=8192
 //
 // It also times itself, independently of sglang-sim's model: GET
 // /fake/timings lists every finished generation request with its "rid",
@@ -139,6 +143,7 @@ func Main() int {
 		s.perChunk = n
 	}
 	s.apiKey = os.Getenv("SGTUNE_FAKE_API_KEY")
+	s.args = args
 	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FAKE_CRASH_AFTER")); err == nil {
 		s.crashAfter = int64(n)
 	}
@@ -147,7 +152,8 @@ func Main() int {
 	mux.HandleFunc("/health", s.health)
 	mux.HandleFunc("/generate", s.generate)
 	mux.HandleFunc("/v1/completions", s.completions)
-	mux.HandleFunc("/get_model_info", s.modelInfo)
+	mux.HandleFunc("/get_model_info", s.getModelInfo)
+	mux.HandleFunc("/get_server_info", s.getServerInfo)
 	mux.HandleFunc("/v1/models", s.modelInfo)
 	mux.HandleFunc("/fake/timings", s.handleTimings)
 	srv := &http.Server{Handler: s.auth(mux)}
@@ -179,6 +185,7 @@ type server struct {
 	perChunk  int
 	healthy   atomic.Bool
 	apiKey    string
+	args      []string // the launch flags, reported by /get_server_info
 	timings   timings
 	// crashAfter > 0 kills the server at that generation request.
 	crashAfter  int64

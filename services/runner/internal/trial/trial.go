@@ -224,6 +224,27 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 	}
 	res.Metrics["startup_seconds"], res.Units["startup_seconds"] = startup.Seconds(), "s"
 	progress(events.PhaseHealthy, fmt.Sprintf("healthy after %.1fs", startup.Seconds()))
+	// What the server really runs: its version, model and effective values.
+	// A wrong model or no readable answer fails the trial before any load.
+	if ok, err := recordServerInfo(ctx, q, srv.URL(), res); err != nil {
+		return err
+	} else if !ok {
+		if res.FailureClass == events.FailServerInfo {
+			// No answer often means the server is dying: classify it so.
+			select {
+			case <-srv.Exited():
+			case <-time.After(time.Second):
+			}
+			if f := srv.ExitFailure(); f != nil {
+				fail(res, f.Class, f.Reason+" right after it became healthy")
+			}
+		}
+		return nil
+	}
+	if len(res.AdjustedParams) > 0 {
+		log.Info().Str("sglang_version", res.SGLangVersion).Strs("adjusted", res.AdjustedParams).
+			Interface("effective", res.EffectiveParams).Msg("SGLang runs other values than asked")
+	}
 
 	progress(events.PhaseBenchmarking, "")
 	bctx, cancel := context.WithCancel(ctx)
