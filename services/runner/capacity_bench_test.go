@@ -118,13 +118,13 @@ func reportCapacity(b *testing.B, srv *sglang.Server, c *events.CapacitySearch, 
 }
 
 // sweepRateCapacity measures the stand-in's true rate capacity: long levels
-// (2000 requests each, the first 200 not measured) every 2.5 req/s, the
+// (1,200 requests each, the first 200 not measured) every 5 req/s, the
 // largest rate whose p99 TTFT meets the bound, interpolated to the crossing.
 func sweepRateCapacity(b *testing.B, srv *sglang.Server) float64 {
 	prevRate, prevP99 := 0.0, 0.0
-	for rate := 30.0; rate <= 120; rate += 2.5 {
+	for rate := 30.0; rate <= 120; rate += 5 {
 		w := capWorkload(100 + int64(rate*10))
-		w.NumPrompts, w.RequestRate = 2000, rate
+		w.NumPrompts, w.RequestRate = 1200, rate
 		res, err := loadgen.Run(context.Background(), loadgen.Options{BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute})
 		if err != nil {
 			b.Fatalf("sweep at %g req/s: %v", rate, err)

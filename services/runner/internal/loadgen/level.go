@@ -95,7 +95,9 @@ func (s *session) level(w events.Workload, salt uint64, ramp int) (*Result, erro
 	if len(prompts) == 0 {
 		return nil, fmt.Errorf("%w: the dataset yields no prompts", ErrBadWorkload)
 	}
-	ramp = min(ramp, len(prompts)/4) // a fixed-size dataset keeps most of its prompts measured
+	if len(prompts) < w.NumPrompts+ramp {
+		ramp = min(ramp, len(prompts)/4) // a fixed-size dataset (a trace, the shared-prefix groups) keeps most of its prompts measured
+	}
 	measured, err := buildRequests(w, s.model, prompts, s.ds.Timed(), seed, false)
 	if err != nil {
 		return nil, err

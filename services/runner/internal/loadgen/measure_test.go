@@ -153,3 +153,23 @@ func levelsOf(ps []events.LoadPoint) []float64 {
 	}
 	return out
 }
+
+func TestLevel_a_ramp_is_sent_and_not_measured(t *testing.T) {
+	t.Parallel()
+	s := &sseServer{itl: time.Millisecond}
+	url := startSSE(t, s)
+	w := baseWorkload()
+	w.NumPrompts, w.WarmupRequests, w.MaxConcurrency = 10, 0, 16
+	sess, err := newSession(context.Background(), Options{BaseURL: url, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.close()
+	res, err := sess.level(w, 0, 16) // one full wave of 16 first
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.requests.Load(); got != 26 || len(res.Requests) != 10 || res.Metrics["completed"] != 10 {
+		t.Fatalf("server saw %d requests, %d measured; want 26 sent, the last 10 measured", got, len(res.Requests))
+	}
+}
