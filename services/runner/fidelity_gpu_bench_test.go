@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
 	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
 	"github.com/sgtune/sgtune/services/runner/internal/sglang"
@@ -20,7 +21,7 @@ import (
 
 // BenchmarkLoadgenFidelityGPULoad measures the load generator's mean TTFT
 // against the server's own at 256 and 512 streams with `sgtune bench`'s
-// default flags (1000 prompts, random ids, 1024 input / up to 1024 output
+// default flags, and at 64 with a default study's trial workload (1000 prompts, random ids, 1024 input / up to 1024 output
 // tokens, range ratio 0, one warm-up request) on a load shaped like a GPU's:
 // the fake server (internal/fakeserver, its own process, independent of
 // sglang-sim's model) answers every request's first token after 50 ms and
@@ -41,21 +42,33 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 	}
 	srv := launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond)
 	b.Logf("load average at start: %s", loadAverage())
-	b.Logf("| streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock |")
-	levels := []int{256, 512}
+	b.Logf("| workload | streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock |")
+	// sgtune bench's defaults at 256 and 512 streams; and a default study's
+	// trial workload (64 streams, 4 warm-ups, 1024 in / 256 out).
+	configs := []struct {
+		name    string
+		streams int
+		w       events.Workload
+	}{
+		{"bench", 256, benchDefaults(256)}, {"bench", 512, benchDefaults(512)}, {"study", 64, study.Default().Workload},
+	}
 	if v := os.Getenv("SGTUNE_FIDELITY_STREAMS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
 		}
-		levels = []int{n}
+		configs = configs[:1]
+		configs[0].streams, configs[0].w = n, benchDefaults(n)
 	}
-	for _, streams := range levels {
+	for _, cfg := range configs {
+		streams := cfg.streams
 		for _, mode := range []string{"preopen", "on-demand"} {
-			b.Run(fmt.Sprintf("streams=%d/%s", streams, mode), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/streams=%d/%s", cfg.name, streams, mode), func(b *testing.B) {
 				var rs []gpuFidelity
 				for i := range runs {
-					rs = append(rs, measureGPUFidelity(b, srv, streams, i, mode == "on-demand"))
+					w := cfg.w
+					w.Seed = int64(1 + i)
+					rs = append(rs, measureGPUFidelity(b, srv, w, fmt.Sprintf("%s-%d-%d-%s-", cfg.name, streams, i, mode), mode == "on-demand"))
 				}
 				med := func(f func(gpuFidelity) float64) float64 {
 					xs := make([]float64, len(rs))
@@ -72,8 +85,8 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 				}
 				b.ReportMetric(med(diff), "mean_ttft_err_ms")
 				b.ReportMetric(med(func(r gpuFidelity) float64 { return r.serverMeanMs }), "server_mean_ttft_ms")
-				b.Logf("| %d | %s | %d | %.2f | %.2f | %+.2f (%+.2f – %+.2f) | %+.2f %% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f |",
-					streams, mode, len(rs), med(func(r gpuFidelity) float64 { return r.serverMeanMs }),
+				b.Logf("| %s | %d | %s | %d | %.2f | %.2f | %+.2f (%+.2f – %+.2f) | %+.2f %% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f |",
+					cfg.name, streams, mode, len(rs), med(func(r gpuFidelity) float64 { return r.serverMeanMs }),
 					med(func(r gpuFidelity) float64 { return r.clientMeanMs }), med(diff), lo, hi,
 					med(func(r gpuFidelity) float64 { return 100 * diff(r) / r.serverMeanMs }),
 					med(func(r gpuFidelity) float64 { return r.ingressMedMs }), med(func(r gpuFidelity) float64 { return r.ingressP99Ms }),
@@ -96,17 +109,20 @@ type gpuFidelity struct {
 	dialed                     int
 }
 
-func measureGPUFidelity(b *testing.B, srv *sglang.Server, streams, iter int, onDemand bool) gpuFidelity {
-	b.Helper()
-	w := events.Workload{ // sgtune bench's defaults, at N streams
+// benchDefaults is sgtune bench's default workload at n streams.
+func benchDefaults(n int) events.Workload {
+	return events.Workload{
 		Backend: "sglang", Dataset: "random-ids", NumPrompts: 1000, RandomInputLen: 1024, RandomOutputLen: 1024,
-		RandomRangeRatio: 0, MaxConcurrency: streams, WarmupRequests: 1, Seed: int64(1 + iter), IgnoreEOS: true,
+		RandomRangeRatio: 0, MaxConcurrency: n, WarmupRequests: 1, IgnoreEOS: true, VocabSize: 32000,
 	}
+}
+
+func measureGPUFidelity(b *testing.B, srv *sglang.Server, w events.Workload, prefix string, onDemand bool) gpuFidelity {
+	b.Helper()
 	fetchFakeTimings(b, srv) // reset
 	cpu0, srvCPU0, t0 := selfCPU(), processCPU(srv.PGID()), time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Options{
-		BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute, NoPreopen: onDemand,
-		RequestIDPrefix: fmt.Sprintf("gpu-%d-%d-%t-", streams, iter, onDemand),
+		BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute, NoPreopen: onDemand, RequestIDPrefix: prefix,
 	})
 	wall := time.Since(t0)
 	cpu, srvCPU := selfCPU()-cpu0, processCPU(srv.PGID())-srvCPU0
