@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -88,18 +89,30 @@ func TestRun_latencyGrowsWithLoad(t *testing.T) {
 	ts := startRun(t, nil, "--max-running-requests", "16")
 	ts.waitHealthy(t, 5*time.Second)
 	rng := rand.New(rand.NewPCG(5, 6))
-	at := map[int]benchStats{}
-	for _, l := range []struct{ c, n int }{{1, 4}, {4, 8}, {16, 32}, {48, 64}} {
-		c := l.c
-		at[c] = bench(t, ts.url, gspPrompts(rng, l.n, 1, 0, 256), c, 32)
-		t.Logf("concurrency %2d: mean TTFT %6.1f ms, p99 TTFT %6.1f ms, p99 TPOT %5.2f ms, %5.0f tok/s",
-			c, at[c].meanTTFT, at[c].p99TTFT, at[c].p99TPOT, at[c].outputTPS)
+	// Real time on a shared machine: a ladder slowed by other processes is
+	// measured again, up to three times.
+	var failures []string
+	for attempt := range 3 {
+		at := map[int]benchStats{}
+		for _, l := range []struct{ c, n int }{{1, 4}, {4, 8}, {16, 32}, {48, 64}} {
+			at[l.c] = bench(t, ts.url, gspPrompts(rng, l.n, 1, 0, 256), l.c, 32)
+			t.Logf("attempt %d, concurrency %2d: mean TTFT %6.1f ms, p99 TTFT %6.1f ms, p99 TPOT %5.2f ms, %5.0f tok/s",
+				attempt+1, l.c, at[l.c].meanTTFT, at[l.c].p99TTFT, at[l.c].p99TPOT, at[l.c].outputTPS)
+		}
+		failures = failures[:0]
+		if at[16].p99TPOT < 1.15*at[1].p99TPOT || at[16].outputTPS < 5*at[1].outputTPS {
+			failures = append(failures, fmt.Sprintf("batching: p99 TPOT %.2f ms at 1 stream, %.2f ms at 16; %.0f vs %.0f tok/s",
+				at[1].p99TPOT, at[16].p99TPOT, at[1].outputTPS, at[16].outputTPS))
+		}
+		if at[48].meanTTFT < 3*at[16].meanTTFT || at[48].outputTPS > 1.25*at[16].outputTPS {
+			failures = append(failures, fmt.Sprintf("past the 16-request pool: mean TTFT %.0f ms at 16 streams, %.0f ms at 48; %.0f vs %.0f tok/s",
+				at[16].meanTTFT, at[48].meanTTFT, at[16].outputTPS, at[48].outputTPS))
+		}
+		if len(failures) == 0 {
+			return
+		}
 	}
-	if at[16].p99TPOT < 1.15*at[1].p99TPOT || at[16].outputTPS < 5*at[1].outputTPS {
-		t.Errorf("batching: p99 TPOT %.2f ms at 1 stream, %.2f ms at 16; %.0f vs %.0f tok/s", at[1].p99TPOT, at[16].p99TPOT, at[1].outputTPS, at[16].outputTPS)
-	}
-	if at[48].meanTTFT < 3*at[16].meanTTFT || at[48].outputTPS > 1.25*at[16].outputTPS {
-		t.Errorf("past the 16-request pool: mean TTFT %.0f ms at 16 streams, %.0f ms at 48; %.0f vs %.0f tok/s",
-			at[16].meanTTFT, at[48].meanTTFT, at[16].outputTPS, at[48].outputTPS)
+	for _, f := range failures {
+		t.Error(f)
 	}
 }
