@@ -90,7 +90,7 @@ func (r *Runner) settle(ctx context.Context, msg jetstream.Msg, meta natsx.Meta,
 	case natsx.ActDefer:
 		log.Info().Err(verdict).Dur("retry_in", d.Delay).Msg("trial left to its holder")
 	case natsx.ActHandBack:
-		log.Info().Msg("runner stopping; trial handed back")
+		log.Info().Msg("runner stopping; handing the trial back")
 	}
 	natsx.Settle(ctx, r.js, msg, meta, d, natsx.SettleOptions{OutcomeOnDeadLetter: true, Logger: log})
 }
