@@ -562,8 +562,13 @@ func waitReported(ctx context.Context, js jetstream.JetStream, name string, limi
 	for {
 		st, err := readStudy(ctx, js, name)
 		if err == nil {
+			// Both keys: the reporter writes front.<study>, then front (the
+			// latest study's), which users read as `nats kv get pareto front`.
+			want := st.Benchmarked + st.Rejected
 			doc, ferr := reporter.ReadFront(ctx, js, name)
-			if ferr == nil && doc.Counts.Outcomes >= st.Benchmarked+st.Rejected {
+			latest, lerr := reporter.ReadFront(ctx, js, "")
+			latestDone := lerr == nil && (latest.StudyName != name || latest.Counts.Outcomes >= want)
+			if ferr == nil && doc.Counts.Outcomes >= want && latestDone {
 				return nil
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,7 +46,7 @@ func PutJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 // several times; returning ErrNoChange skips the write.
 func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur *T, exists bool) error) (T, error) {
 	var zero T
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
 		var cur T
 		var rev uint64
 		exists := false
@@ -80,8 +82,8 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 		if !isRevisionConflict(err) {
 			return zero, fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
-		if ctx.Err() != nil {
-			return zero, ctx.Err()
+		if err := casBackoff(ctx, attempt); err != nil {
+			return zero, err
 		}
 	}
 	return zero, fmt.Errorf("write %s/%s: still conflicting after %d attempts", kv.Bucket(), key, maxCASAttempts)
@@ -91,7 +93,7 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 // (the pareto front is written as compact ASCII JSON by the reporter):
 // fn gets the current bytes (nil when absent) and returns the new bytes.
 func UpdateRaw(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte) ([]byte, error)) error {
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
 		var cur []byte
 		var rev uint64
 		exists := false
@@ -121,8 +123,8 @@ func UpdateRaw(ctx context.Context, kv jetstream.KeyValue, key string, fn func(c
 		if !isRevisionConflict(err) {
 			return fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := casBackoff(ctx, attempt); err != nil {
+			return err
 		}
 	}
 	return fmt.Errorf("write %s/%s: still conflicting after %d attempts", kv.Bucket(), key, maxCASAttempts)
@@ -132,4 +134,23 @@ func UpdateRaw(ctx context.Context, kv jetstream.KeyValue, key string, fn func(c
 // one server), ErrKeyRevisionMismatch / 10164 on replicated buckets.
 func isRevisionConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSequence(err)
+}
+
+// casBackoff waits a random moment after a lost compare-and-swap, growing
+// with the attempt (at most ~16 ms), so many writers of one key spread out
+// instead of colliding again in lockstep.
+func casBackoff(ctx context.Context, attempt int) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if attempt == 0 {
+		return nil // the first conflict retries at once
+	}
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
