@@ -193,6 +193,11 @@ func TestBench_datasets(t *testing.T) {
 			if len(lens) != int(tt.expectDone) || lens[0].(float64) <= 0 {
 				t.Fatalf("input_lens %v", got["input_lens"])
 			}
+			// The shared system prompts (and the trace's shared blocks) are
+			// served from the simulator's radix cache, as it reports them.
+			if hit, ok := got["cache_hit_rate"].(float64); tt.name == "shared prefix" && (!ok || hit <= 0.2 || hit > 1) {
+				t.Fatalf("cache_hit_rate %v with 3 prompts sharing each 64-token system prompt", got["cache_hit_rate"])
+			}
 		})
 	}
 	// Bad input: a clear usage error naming the file and line, nothing sent.
