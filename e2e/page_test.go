@@ -60,6 +60,8 @@ func TestLivePageInChromium(t *testing.T) {
 	})
 
 	browser.navigate(base + "?poll=300")
+	// A trial running now is on the timeline before its outcome.
+	browser.waitEval(ctx, 2*time.Minute, "a running trial on the timeline", `document.querySelectorAll("#timeline rect.bar.running").length > 0`)
 	browser.waitEval(ctx, 2*time.Minute, "the front drawn with its table",
 		`Number(document.body.dataset.front) > 0 && document.querySelectorAll("#plot-front circle.pt.front").length > 0 && document.querySelectorAll("#front-table tbody tr").length > 0`)
 	var first int

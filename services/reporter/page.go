@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/reporter/internal/front"
 	"github.com/sgtune/sgtune/services/reporter/internal/natsio"
@@ -90,8 +91,39 @@ func (lp *livePage) data(ctx context.Context) (page.Data, error) {
 	if err != nil {
 		return page.Data{Study: name}, err
 	}
+	results := lp.report.Results()
 	status := page.Status{Status: st.Status, StopReason: st.StopReason, Budget: st.NTrials, Proposed: st.Proposed}
-	return page.Build(lp.report.Results(), spec, status, time.Now()), nil
+	status.Running = lp.running(ctx, name, results, st.Proposed)
+	return page.Build(results, spec, status, time.Now()), nil
+}
+
+// running lists the trials in flight that a runner reported working on: the
+// trial numbers below proposed with no outcome yet, each with its last
+// progress report (a few reads: no more trials are in flight than slots).
+func (lp *livePage) running(ctx context.Context, name string, results ResultsDoc, proposed int) []page.Running {
+	done := make(map[int]bool, len(results.Trials))
+	for _, t := range results.Trials {
+		done[t.TrialNumber] = true
+	}
+	var open []int
+	for n := proposed - 1; n >= 0 && len(open) < 256; n-- {
+		if !done[n] {
+			open = append(open, n)
+		}
+	}
+	reports, err := natsio.LastProgress(ctx, lp.js, name, open)
+	if err != nil {
+		return nil // the timeline shows finished trials only this time
+	}
+	out := make([]page.Running, 0, len(reports))
+	for _, p := range reports {
+		if p.Phase == events.PhaseStopping && len(p.GPUs) == 0 {
+			continue
+		}
+		out = append(out, page.Running{Trial: p.Trial, Runner: p.Runner, GPUs: p.GPUs, Phase: p.Phase,
+			Claimed: p.OccurredAt.Add(-p.Elapsed.D())})
+	}
+	return out
 }
 
 func (lp *livePage) serveHTML(w http.ResponseWriter, r *http.Request) {

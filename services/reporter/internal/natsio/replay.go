@@ -2,6 +2,7 @@ package natsio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -68,4 +69,29 @@ func ReplayAfter(ctx context.Context, js jetstream.JetStream, name string, after
 			return after, nil
 		}
 	}
+}
+
+// LastProgress returns the last progress report of each given trial of a
+// study that has one (a trial not claimed yet has none).
+func LastProgress(ctx context.Context, js jetstream.JetStream, name string, trials []int) ([]events.TrialProgress, error) {
+	s, err := js.Stream(ctx, events.StreamProgress)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", events.StreamProgress, err)
+	}
+	var out []events.TrialProgress
+	for _, n := range trials {
+		msg, err := s.GetLastMsgForSubject(ctx, events.ProgressSubject(name, n))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the progress of trial %d: %w", n, err)
+		}
+		var p events.TrialProgress
+		if err := json.Unmarshal(msg.Data, &p); err != nil {
+			continue // a malformed report: the trial shows when its outcome arrives
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -28,7 +28,9 @@ type Data struct {
 	Reference   map[string]float64    `json:"reference_point,omitempty"`
 	Baseline    *int                  `json:"baseline,omitempty"`
 	Trials      []Trial               `json:"trials"`
-	Front       []Member              `json:"front"`
+	// Running are the trials a runner runs now (from their last progress report).
+	Running []Trial  `json:"running"`
+	Front   []Member `json:"front"`
 	// HV is the hypervolume after each benchmarked trial: [benchmarked, hypervolume].
 	HV [][2]float64 `json:"hv"`
 	// Failures and Rejections count trials by failure class and by rule.
@@ -78,12 +80,23 @@ type Member struct {
 	Runs    []int  `json:"runs,omitempty"`
 }
 
-// Status is what the study's KV entry adds to its results.
+// Status is what the study's KV entry and the progress stream add to its results.
 type Status struct {
 	Status     string
 	StopReason string
 	Budget     int
 	Proposed   int
+	// Running are the trials in flight that a runner reported working on.
+	Running []Running
+}
+
+// Running is a trial a runner works on now.
+type Running struct {
+	Trial   int
+	Runner  string
+	GPUs    []int
+	Phase   string
+	Claimed time.Time
 }
 
 // Build derives the page's data from a study's results and spec.
@@ -118,6 +131,10 @@ func Build(doc front.ResultsDoc, spec study.Spec, st Status, now time.Time) Data
 			pt.Cause = t.Rules[0].Rule
 		}
 		d.Trials = append(d.Trials, pt)
+	}
+	d.Running = make([]Trial, 0, len(st.Running))
+	for _, r := range st.Running {
+		d.Running = append(d.Running, Trial{N: r.Trial, State: "RUNNING", Runner: r.Runner, GPUs: r.GPUs, Start: millis(r.Claimed), Cause: r.Phase})
 	}
 	for _, m := range doc.ParetoFront {
 		d.Front = append(d.Front, Member{
@@ -199,7 +216,7 @@ func finite(vs ...float64) bool {
 // draws its empty panels and polls until there is more.
 func Waiting(studyName, why string, now time.Time) Data {
 	return Data{
-		Study: studyName, Status: "waiting", StopReason: why, Trials: []Trial{}, Front: []Member{}, HV: [][2]float64{},
+		Study: studyName, Status: "waiting", StopReason: why, Trials: []Trial{}, Running: []Trial{}, Front: []Member{}, HV: [][2]float64{},
 		Failures: map[string]int{}, Rejections: map[string]int{}, Effects: []Effect{}, Objectives: []front.ObjectiveInfo{}, Now: now,
 	}
 }

@@ -212,7 +212,8 @@
 
   function drawTimeline(d) {
     var host = document.getElementById("timeline");
-    var runs = d.trials.filter(function (t) { return t.start && t.runner && t.state !== "REJECTED"; });
+    var runs = d.trials.filter(function (t) { return t.start && t.runner && t.state !== "REJECTED"; })
+      .concat((d.running || []).filter(function (t) { return t.start && t.runner; }));
     if (!runs.length) { host.textContent = "no trial has run yet"; return; }
     var lanes = {}, names = [];
     runs.forEach(function (t) {
@@ -239,10 +240,12 @@
       var y = i * row;
       svgEl("text", { x: left - 6, y: y + 12, "text-anchor": "end" }, s, k);
       lanes[k].forEach(function (t) {
-        var cls = t.state === "FAILED" ? "failed" : t.front ? "front" : t.feasible ? "feasible" : "infeasible";
+        var cls = t.state === "RUNNING" ? "running" : t.state === "FAILED" ? "failed" : t.front ? "front" : t.feasible ? "feasible" : "infeasible";
         var x = sx(t.start), w = Math.max(1.5, sx(t.end || now) - x);
         var r = svgEl("rect", { class: "bar " + cls, x: x, y: y + 2, width: w, height: row - 4, "data-trial": t.n }, s);
         hover(r, function () {
+          if (t.state === "RUNNING") return "<b>trial " + t.n + "</b> · running (" + esc(t.cause || "") + ") on " + esc(t.runner) +
+            (t.gpus ? " GPUs " + t.gpus.join(",") : "") + "<br>for " + fmt((now - t.start) / 1000) + " s";
           return trialTip(t, d) + "<br>ran " + fmt(((t.end || now) - t.start) / 1000) + " s";
         });
       });
