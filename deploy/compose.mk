@@ -2,7 +2,10 @@
 #
 #   make images         build sgtune/sgtune:dev and sgtune/nats-server:dev from local artifacts
 #   make image-gpu      on a GPU host: sgtune/runner-gpu:dev = $(SGLANG_IMAGE) + sgtune built with NVML
-#   make compose-up     the CPU-only stack (3 simulator runners); compose-down removes it and its volumes
+#   make compose-up     the CPU-only stack (3 simulator runners): writes deploy/.env with a random
+#                       NATS_PASSWORD when there is none, waits until healthy, and writes
+#                       deploy/nats-context.json for the NATS CLI (compose-front reads the front)
+#   make compose-down   removes the stack and its volumes
 #   make compose-e2e    both container scenarios (e2e/compose_test.go); FAILS when Docker is missing
 #   make tools          the pinned tools below, built through the Go module proxy into .tools/
 #
@@ -12,7 +15,8 @@
 #   nats-server            the binary of the cluster image (the official image's shape)
 
 .PHONY: images image-sgtune image-nats-server image-gpu compose-up compose-down compose-e2e \
-	compose-config tools tool-compose tool-nats tool-nats-server docker-check
+	compose-config compose-env compose-context compose-front compose-ps \
+	tools tool-compose tool-nats tool-nats-server docker-check
 
 TOOLS               ?= .tools
 IMAGE_TAG           ?= dev
@@ -36,6 +40,10 @@ IMAGE_CTX          := $(TOOLS)/image-ctx
 DOCKER_CONFIG_DIR  := $(TOOLS_ABS)/docker
 COMPOSE_FILES      := -f deploy/compose.yaml -f deploy/compose.sim.yaml
 COMPOSE_RUNNERS    ?= 3
+# The stack's settings (Compose reads them; compose-env creates the file) and
+# the NATS CLI context compose-up writes (it holds the password: mode 0600).
+COMPOSE_ENV_FILE   ?= deploy/.env
+NATS_CONTEXT_FILE  ?= deploy/nats-context.json
 
 # `docker compose` if this Docker has Compose v2, else the plugin built here (via DOCKER_CONFIG).
 compose_ok = $(shell docker compose version >/dev/null 2>&1 && echo yes)
@@ -114,12 +122,46 @@ image-gpu: ## on a GPU host: the runner image, $(SGLANG_IMAGE) + sgtune with NVM
 compose-config: tool-compose ## print the CPU-only stack's resolved compose config
 	NATS_PASSWORD=$${NATS_PASSWORD:-unset} $(COMPOSE) $(COMPOSE_FILES) config
 
-compose-up: images tool-compose ## start the CPU-only stack (deploy/.env must set NATS_PASSWORD)
-	$(COMPOSE) $(COMPOSE_FILES) up -d --wait --scale runner=$(COMPOSE_RUNNERS)
+# deploy/.env from .env.example with random passwords, when there is none.
+compose-env: ## create deploy/.env with a random NATS_PASSWORD if it does not exist
+	@if [ ! -f $(COMPOSE_ENV_FILE) ]; then \
+		umask 077; \
+		pw=$$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n'); cpw=$$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n'); \
+		sed -e "s/^NATS_PASSWORD=$$/NATS_PASSWORD=$$pw/" -e "s/^NATS_CLUSTER_PASSWORD=$$/NATS_CLUSTER_PASSWORD=$$cpw/" \
+			deploy/.env.example > $(COMPOSE_ENV_FILE); \
+		echo "wrote $(COMPOSE_ENV_FILE) with a new random NATS_PASSWORD (keep it; every service and the NATS CLI use it)"; \
+	fi
+	@grep -Eq '^NATS_PASSWORD=.+' $(COMPOSE_ENV_FILE) || \
+		{ echo "$(COMPOSE_ENV_FILE): set NATS_PASSWORD (letters and digits)" >&2; exit 1; }
+
+# Values of the env file, for the NATS CLI context (the environment wins, as for Compose).
+env_value = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' $(COMPOSE_ENV_FILE) 2>/dev/null | tail -1),$(2))
+
+compose-up: images tool-compose tool-nats compose-env ## start the CPU-only stack and write the NATS CLI context (see deploy/.env)
+	$(COMPOSE) --env-file $(COMPOSE_ENV_FILE) $(COMPOSE_FILES) up -d --wait --wait-timeout 300 --scale runner=$(COMPOSE_RUNNERS)
+	@$(MAKE) --no-print-directory compose-context
+	@echo "the stack is up; the front (once trials are done): make compose-front"
+	@echo "  or: $(NATS_CLI) --context $(NATS_CONTEXT_FILE) kv get pareto front --raw"
+
+# The NATS CLI context: the published NATS port and the env file's credentials.
+compose-context: tool-compose
+	@set -e; hostport=$$($(COMPOSE) --env-file $(COMPOSE_ENV_FILE) $(COMPOSE_FILES) port nats 4222 | tail -1); \
+	test -n "$$hostport" || { echo "compose-context: NATS publishes no port (is the stack up?)" >&2; exit 1; }; \
+	hostport=$$(echo "$$hostport" | sed 's/^0\.0\.0\.0:/127.0.0.1:/'); \
+	umask 077; printf '{"description":"sgtune compose stack (make compose-up)","url":"nats://%s","user":"%s","password":"%s"}\n' \
+		"$$hostport" '$(call env_value,NATS_USER,sgtune)' '$(call env_value,NATS_PASSWORD,)' > $(NATS_CONTEXT_FILE); \
+	echo "wrote $(NATS_CONTEXT_FILE) (nats://$$hostport, user $(call env_value,NATS_USER,sgtune))"
+
+compose-front: tool-nats ## print the compose stack's current Pareto front with the NATS CLI
+	@$(NATS_CLI) --context $(NATS_CONTEXT_FILE) kv get pareto front --raw
+
+compose-ps: tool-compose ## the compose stack's containers and their state
+	$(COMPOSE) --env-file $(COMPOSE_ENV_FILE) $(COMPOSE_FILES) ps -a
 
 compose-down: tool-compose ## stop the CPU-only stack and remove its volumes
 	NATS_PASSWORD=$${NATS_PASSWORD:-unused} NATS_CLUSTER_PASSWORD=$${NATS_CLUSTER_PASSWORD:-unused} \
-		$(COMPOSE) $(COMPOSE_FILES) -f deploy/compose.cluster.yaml down -v --remove-orphans
+		$(COMPOSE) $(if $(wildcard $(COMPOSE_ENV_FILE)),--env-file $(COMPOSE_ENV_FILE)) $(COMPOSE_FILES) -f deploy/compose.cluster.yaml down -v --remove-orphans
+	rm -f $(NATS_CONTEXT_FILE)
 
 # Both scenarios in real containers; never skips: a missing Docker is a failure.
 compose-e2e: docker-check images tool-compose tool-nats ## container end-to-end tests (Docker required)

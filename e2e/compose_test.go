@@ -290,24 +290,28 @@ func (s *composeStack) waitFor(timeout time.Duration, what string, cond func() b
 	}
 }
 
-// waitSampler waits until the sampler reports the study complete: its
-// container exits 0 (restart: on-failure leaves it stopped).
+// waitSampler waits until the sampler reports the study complete in its KV
+// entry; its container stays up (SGTUNE_SAMPLER_LINGER), so that `up --wait`
+// keeps working after the study.
 func (s *composeStack) waitSampler(timeout time.Duration) {
 	s.t.Helper()
 	ids := s.containers("sampler")
 	if len(ids) != 1 {
 		s.t.Fatalf("want one sampler container, got %v", ids)
 	}
-	var state string
+	servers := s.natsURLs("nats")
 	s.waitFor(timeout, "the sampler to finish the study", func() bool {
-		state = s.docker(time.Minute, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", ids[0])
-		return strings.HasPrefix(state, "exited ")
+		out, err := s.nats(servers, "kv", "get", "sgtune_studies", composeStudy, "--raw")
+		var st struct {
+			Status string `json:"status"`
+		}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Status == "complete"
 	})
-	f := strings.Fields(state)
-	if f[1] != "0" {
-		s.t.Fatalf("sampler exited with code %s", f[1])
+	state := s.docker(time.Minute, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", ids[0])
+	if f := strings.Fields(state); f[0] != "running" {
+		s.t.Fatalf("the sampler is %s after the study, want running (lingering)", state)
 	}
-	s.t.Logf("sampler finished the study (restarts: %s)", f[2])
+	s.t.Logf("sampler finished the study and lingers (%s)", state)
 }
 
 // checkStudy reads the front with the nats CLI once the reporter has folded
@@ -650,4 +654,114 @@ func writeComposeCerts(t *testing.T, dir string) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestComposeReadmePath follows the README's compose path with its own make
+// targets, as a new user would: `make compose-up` (images, Compose v2 when
+// missing, a deploy/.env with a random NATS password, the stack up and
+// healthy, a NATS CLI context file), the front read with the NATS CLI through
+// that context, `make compose-up` again once the study is complete (it must
+// not fail: the sampler lingers), and `make compose-down`. The env file and
+// the context file are the test's own, so a developer's deploy/.env is not
+// touched.
+func TestComposeReadmePath(t *testing.T) {
+	repo, err := filepath.Abs(composeEnvOr("SGTUNE_REPO", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsCLI := composeEnvOr("NATS_CLI", "nats")
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "compose.env") // absent: make compose-up creates it
+	ctxFile := filepath.Join(dir, "nats-context.json")
+	project := fmt.Sprintf("sgtune-e2e-readme-%d", os.Getpid())
+	const budget = 8
+	makeVars := []string{"COMPOSE_ENV_FILE=" + envFile, "NATS_CONTEXT_FILE=" + ctxFile, "COMPOSE_RUNNERS=2"}
+	env := append(os.Environ(),
+		"COMPOSE_PROJECT_NAME="+project, "NATS_HOST_PORT=0", "XDG_CONFIG_HOME="+t.TempDir(),
+		"SGTUNE_SPEC_FILE="+composeSpec, "SGTUNE_N_TRIALS="+strconv.Itoa(budget), "SIM_TIME_SCALE=0.05", "SIM_GPUS=2",
+	)
+	run := func(timeout time.Duration, name string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir, cmd.Env = repo, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	makeTarget := func(timeout time.Duration, target string) string {
+		t.Helper()
+		out, err := run(timeout, "make", append([]string{"--no-print-directory", target}, makeVars...)...)
+		if err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, out)
+		}
+		return out
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := run(time.Minute, "make", append([]string{"--no-print-directory", "compose-ps"}, makeVars...)...)
+			t.Logf("make compose-ps:\n%s", out)
+		}
+		if out, err := run(3*time.Minute, "make", append([]string{"--no-print-directory", "compose-down"}, makeVars...)...); err != nil {
+			t.Errorf("make compose-down: %v\n%s", err, out)
+		}
+	})
+
+	out := makeTarget(15*time.Minute, "compose-up")
+	if !strings.Contains(out, "wrote "+envFile+" with a new random NATS_PASSWORD") || !strings.Contains(out, "wrote "+ctxFile) {
+		t.Fatalf("make compose-up did not write the env file and the context:\n%s", out)
+	}
+	if st, err := os.Stat(ctxFile); err != nil || st.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("context file %v: %v (it holds the password: want mode 0600)", st, err)
+	}
+	nats := func(args ...string) (string, error) {
+		return run(time.Minute, natsCLI, append([]string{"--context", ctxFile, "--timeout", "10s"}, args...)...)
+	}
+	type studyState struct {
+		Status   string `json:"status"`
+		Proposed int    `json:"proposed"`
+	}
+	var st studyState
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		out, err := nats("kv", "get", "sgtune_studies", composeStudy, "--raw")
+		if err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Status == "complete" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the study did not complete in 10 minutes: %v %s", err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	// The README's read of the front: the NATS CLI with the documented context.
+	var front struct {
+		StudyName   string            `json:"study_name"`
+		NTrials     int               `json:"n_trials"`
+		ParetoFront []json.RawMessage `json:"pareto_front"`
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		raw, err := nats("kv", "get", "pareto", "front", "--raw")
+		if err == nil && json.Unmarshal([]byte(raw), &front) == nil && front.NTrials == budget {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats kv get pareto front: %v\n%s", err, raw)
+		}
+		time.Sleep(time.Second)
+	}
+	if front.StudyName != composeStudy || len(front.ParetoFront) == 0 {
+		t.Fatalf("front: %+v", front)
+	}
+	if out := makeTarget(time.Minute, "compose-front"); !strings.Contains(out, `"study_name":"`+composeStudy+`"`) {
+		t.Fatalf("make compose-front:\n%s", out)
+	}
+	// Again, after the study finished: up --wait succeeds and runs nothing more.
+	makeTarget(10*time.Minute, "compose-up")
+	var again studyState
+	out, err = nats("kv", "get", "sgtune_studies", composeStudy, "--raw")
+	if err != nil || json.Unmarshal([]byte(out), &again) != nil || again.Status != "complete" || again.Proposed != st.Proposed {
+		t.Fatalf("after compose-up again: %v %s (before: %+v)", err, out, st)
+	}
+	t.Logf("README path: front of %d members after %d trials; compose-up again kept the study (%d proposals)",
+		len(front.ParetoFront), front.NTrials, again.Proposed)
 }

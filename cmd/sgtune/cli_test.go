@@ -157,6 +157,8 @@ func TestExportUsageErrors(t *testing.T) {
 		{"server and store", []string{"export", "--format", "csv", "--data-dir", empty, "--nats-url", "nats://127.0.0.1:1"}, 2, "exclude each other"},
 		{"no store in the directory", []string{"front", "--data-dir", empty}, 1, "no JetStream store in " + empty},
 		{"stray argument", []string{"front", "--data-dir", empty, "extra"}, 2, "unexpected arguments"},
+		{"sampler with no trials", []string{"sampler", "--n-trials", "0"}, 2, "--n-trials must be at least 1, got 0"},
+		{"sampler with negative trials", []string{"sampler", "--n-trials", "-1"}, 2, "--n-trials must be at least 1, got -1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

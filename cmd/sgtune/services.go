@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,12 +49,18 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 	fs, common := newServiceFlags("sampler", stderr, getenv, &cfg.NATS)
 	specFile := fs.String("spec", "", "study spec file (default: SGTUNE_SPEC or the seed's defaults)")
 	studyName := fs.String("study-name", "", "study name override")
+	fs.StringVar(studyName, "study", "", aliasPrefix+"--study-name")
 	fs.IntVar(&cfg.NTrials, "n-trials", cfg.NTrials, "budget of benchmarked trials (0: the spec's)")
 	fs.StringVar(&cfg.Algorithm, "sampler", cfg.Algorithm, "algorithm override: "+strings.Join(study.Algorithms(), ", "))
 	fs.BoolVar(&cfg.Fresh, "no-load", cfg.Fresh, "start the study fresh instead of resuming it (deletes its stored trials)")
 	fs.BoolVar(&cfg.AllowSpecChange, "allow-spec-change", cfg.AllowSpecChange, "resume a study whose spec changed additively (parameters gaining values)")
 	deviceNum := fs.Int("device-num", 0, "GPUs a trial may use (seed rule; 0: the spec's)")
+	linger := fs.Bool("linger", envBool(getenv, "SGTUNE_SAMPLER_LINGER"),
+		"once the study is complete, stay up (idle) until stopped instead of exiting, so `docker compose up --wait` keeps working (env SGTUNE_SAMPLER_LINGER)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkSetInts(fs, "n-trials", "device-num"); err != nil {
 		return err
 	}
 	logger, reg, err := common.start(ctx)
@@ -81,7 +88,18 @@ func cmdSampler(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return err
 	}
+	if *linger && ctx.Err() == nil {
+		logger.Info().Str("study", cfg.Spec.StudyName).Msg("study complete; lingering until stopped (--linger)")
+		<-ctx.Done()
+	}
 	return nil
+}
+
+// envBool reads a boolean environment variable ("true", "1", ...); anything
+// else, or nothing, is false.
+func envBool(getenv func(string) string, key string) bool {
+	b, err := strconv.ParseBool(getenv(key))
+	return err == nil && b
 }
 
 // cmdValidator runs the validator alone.
