@@ -378,7 +378,7 @@ func (s *composeStack) checkStudy(servers string) {
 // Runner log lines that end a claimed trial (services/runner/internal/natsio).
 var (
 	composeClaimedRe = regexp.MustCompile(`"message":"claimed trial"`)
-	composeEndedRe   = regexp.MustCompile(`"message":"(result recorded|trial already had a result[^"]*|runner stopping; handing the trial back|trial hit an infrastructure error; handing it back|trial failed on infrastructure[^"]*|no GPUs for a claimed trial; handing it back)"`)
+	composeEndedRe   = regexp.MustCompile(`"message":"(result recorded|trial already had a result[^"]*|runner stopping; handing the trial back|runner stopping; trial handed back|trial hit an infrastructure error; handing it back|trial handed back after an infrastructure error|trial failed on infrastructure[^"]*|no GPUs for a claimed trial; handing it back)"`)
 )
 
 // busyRunner returns a runner container that is running a trial now.
@@ -429,7 +429,7 @@ func TestComposeSimStack(t *testing.T) {
 	if exit != "0" {
 		t.Errorf("the stopped runner exited with %s, want 0 (a graceful stop, not a kill at the grace period)", exit)
 	}
-	if !strings.Contains(logs, "runner stopping; handing the trial back") {
+	if !strings.Contains(logs, "runner stopping; handing the trial back") && !strings.Contains(logs, "runner stopping; trial handed back") {
 		t.Errorf("the stopped runner did not hand its trial back; its log:\n%s", composeTail(logs, 20))
 	}
 
