@@ -186,6 +186,15 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	client := conn
 	client.Name = "sgtune-up"
+	if o.natsURL != "" {
+		// Say within seconds that the server is not there or refuses us; the
+		// services then connect with their reconnect-forever settings.
+		probe, _, err := natsx.ConnectClient(ctx, client, 0)
+		if err != nil {
+			return err
+		}
+		probe.Close()
+	}
 	nc, js, err := natsx.Connect(ctx, client, logger)
 	if err != nil {
 		return err
