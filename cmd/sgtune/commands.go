@@ -68,9 +68,9 @@ func lookupCommand(name string) (command, bool) {
 }
 
 const gpuFlagsDetails = `GPU counts: --device-num is the seed's rule, the most GPUs ONE TRIAL may use
-(tp_size x pp_size x dp_size <= N); --gpus is how many GPUs a simulated HOST
-has (a runner without NVML). On a real GPU host NVML gives the inventory and
---gpus is not needed.`
+(tp_size x pp_size x dp_size <= N); --gpus (sgtune runner, sgtune gpus) is how
+many GPUs a simulated HOST has (a runner without NVML). On a real GPU host NVML
+gives the inventory and --gpus is not needed.`
 
 const upDetails = `Runs the sampler, validator, reporter and --runners runners against an
 embedded NATS server whose store is --data-dir (or against --nats-url), shows
@@ -140,7 +140,7 @@ func printCommandHelp(w io.Writer, name string, fs *flag.FlagSet) {
 			fmt.Fprintf(&b, " %s", arg)
 		}
 		fmt.Fprintf(&b, "\n    \t%s", strings.ReplaceAll(usage, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			fmt.Fprintf(&b, " (default %q)", f.DefValue)
 		}
 		b.WriteString("\n")
