@@ -29,9 +29,14 @@ type RunnerStatus struct {
 	FreeGPUs []int `json:"free_gpus"`
 	// Quarantined lists the GPU indices the runner will not use (memory not
 	// released after a trial, NVML errors); they are not in FreeGPUs.
-	Quarantined []int     `json:"quarantined,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Quarantined []int `json:"quarantined,omitempty"`
+	// Ready is false while the runner does not claim trials because a running
+	// study's model is not on its host yet (being fetched, or the fetch
+	// failed); NotReadyReason then says which model and why.
+	Ready          bool      `json:"ready"`
+	NotReadyReason string    `json:"not_ready_reason,omitempty"`
+	StartedAt      time.Time `json:"started_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // StudyStatus values.

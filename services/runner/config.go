@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/runner/internal/gpu"
+	"github.com/sgtune/sgtune/services/runner/internal/prefetch"
 )
 
 // Backends.
@@ -89,6 +90,21 @@ type Config struct {
 	// HeartbeatEvery is how often the fleet entry is refreshed
 	// (SGTUNE_HEARTBEAT_EVERY, default 5s).
 	HeartbeatEvery time.Duration
+	// NoPrefetch turns off fetching the running studies' model before
+	// claiming trials (SGTUNE_PREFETCH=false; default on with real SGLang,
+	// always off with the simulator and the exec backend, which need no
+	// weights): then the first launch on a fresh host downloads it, inside
+	// the config's startup timeout.
+	NoPrefetch bool
+	// PrefetchPython is the interpreter that fetches a hub model into the
+	// local cache (SGTUNE_PREFETCH_PYTHON, space-separated; default: the
+	// server command's own python, e.g. "python3" of "python3 -m
+	// sglang.launch_server"). Set it when the server command is a wrapper.
+	PrefetchPython []string
+	// ModelDownloadTimeout bounds one model download
+	// (SGTUNE_MODEL_DOWNLOAD_TIMEOUT, default 2h); the runner is not ready
+	// (claims nothing) meanwhile.
+	ModelDownloadTimeout time.Duration
 	// Metrics, when set, receives the runner's Prometheus metrics (see
 	// metrics.go: GPUs busy and quarantined, trials running, queue depth per
 	// GPU class); nil collects none. Pass the service's own registry.
@@ -112,13 +128,14 @@ var DefaultServerCommand = []string{"python3", "-m", "sglang.launch_server"}
 // applies defaults. It does not validate; Run does.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg := Config{
-		NATS:          natsx.ConnConfigFromEnv(getenv),
-		RunnerID:      getenv("SGTUNE_RUNNER_ID"),
-		Backend:       getenv("SGTUNE_BACKEND"),
-		GPUModel:      getenv("SGTUNE_GPU_MODEL"),
-		LogDir:        getenv("SGTUNE_LOG_DIR"),
-		ServerCommand: strings.Fields(getenv("SGTUNE_SERVER_COMMAND")),
-		BenchmarkCmd:  strings.Fields(getenv("SGTUNE_BENCHMARK_CMD")),
+		NATS:           natsx.ConnConfigFromEnv(getenv),
+		RunnerID:       getenv("SGTUNE_RUNNER_ID"),
+		Backend:        getenv("SGTUNE_BACKEND"),
+		GPUModel:       getenv("SGTUNE_GPU_MODEL"),
+		LogDir:         getenv("SGTUNE_LOG_DIR"),
+		ServerCommand:  strings.Fields(getenv("SGTUNE_SERVER_COMMAND")),
+		BenchmarkCmd:   strings.Fields(getenv("SGTUNE_BENCHMARK_CMD")),
+		PrefetchPython: strings.Fields(getenv("SGTUNE_PREFETCH_PYTHON")),
 	}
 	var errs []error
 	intVar := func(name string, dst *int) {
@@ -149,6 +166,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	durVar("SGTUNE_ACK_WAIT", &cfg.AckWait)
 	durVar("SGTUNE_STREAM_IDLE_TIMEOUT", &cfg.StreamIdleTimeout)
 	durVar("SGTUNE_HEARTBEAT_EVERY", &cfg.HeartbeatEvery)
+	durVar("SGTUNE_MODEL_DOWNLOAD_TIMEOUT", &cfg.ModelDownloadTimeout)
+	if v := getenv("SGTUNE_PREFETCH"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SGTUNE_PREFETCH=%q: not a boolean", v))
+		}
+		cfg.NoPrefetch = !b
+	}
 	if v := getenv("SGTUNE_SIM"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -204,6 +229,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.HeartbeatEvery <= 0 {
 		c.HeartbeatEvery = DefaultHeartbeatEvery
+	}
+	if c.ModelDownloadTimeout <= 0 {
+		c.ModelDownloadTimeout = prefetch.DefaultTimeout
 	}
 }
 

@@ -14,6 +14,10 @@
 // sgtune.progress.<study>.<trial> (TrialProgress), sgtune.dlq.sgtune_trials
 // (DeadLetter), and its heartbeat in KV bucket sgtune_fleet under its id.
 //
+// With real SGLang the runner first makes sure the running studies' model is
+// on its host (internal/prefetch: followed through KV sgtune_studies) and
+// claims no trial until it is; its fleet entry says ready or why not.
+//
 // Configuration comes from the environment (LoadConfig); see Config for every
 // field, its variable and its default. Run is the entry point.
 package runner

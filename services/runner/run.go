@@ -15,6 +15,7 @@ import (
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/runner/internal/gpu"
 	"github.com/sgtune/sgtune/services/runner/internal/natsio"
+	"github.com/sgtune/sgtune/services/runner/internal/prefetch"
 	"github.com/sgtune/sgtune/services/runner/internal/trial"
 )
 
@@ -40,11 +41,17 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	exec, err := trial.New(trial.Config{
+	gate := modelGate(cfg, backend, command, env, log)
+	tcfg := trial.Config{
 		Backend: backend, ServerCommand: command, ServerEnv: env, BenchmarkCmd: cfg.BenchmarkCmd,
 		LogDir: cfg.LogDir, Runner: cfg.RunnerID, Host: host, GPUModel: gpuModel(inv, cfg),
 		Inventory: inv, IdleTimeout: cfg.StreamIdleTimeout, Logger: log,
-	})
+	}
+	ncfg := natsio.Config{}
+	if gate != nil {
+		tcfg.Models, ncfg.Models = gate, gate
+	}
+	exec, err := trial.New(tcfg)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -57,11 +64,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: cfg.Replicas}); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	adapter, err := natsio.New(js, natsio.Config{
-		RunnerID: cfg.RunnerID, Host: host, Backend: backend, GPUs: inv.GPUs(),
-		MaxConcurrentTrials: cfg.MaxConcurrentTrials, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
-		MaxAckPending: cfg.MaxAckPending, HeartbeatEvery: cfg.HeartbeatEvery, Logger: log,
-	}, exec)
+	ncfg.RunnerID, ncfg.Host, ncfg.Backend, ncfg.GPUs = cfg.RunnerID, host, backend, inv.GPUs()
+	ncfg.MaxConcurrentTrials, ncfg.AckWait, ncfg.MaxDeliver = cfg.MaxConcurrentTrials, cfg.AckWait, cfg.MaxDeliver
+	ncfg.MaxAckPending, ncfg.HeartbeatEvery, ncfg.Logger = cfg.MaxAckPending, cfg.HeartbeatEvery, log
+	adapter, err := natsio.New(js, ncfg, exec)
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
@@ -80,6 +86,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return adapter.Run(gctx) })
+	if gate != nil {
+		g.Go(func() error { gate.Run(gctx); return nil })
+	}
 	err = g.Wait()
 	natsx.Drain(nc, 5*time.Second, log)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -156,4 +165,20 @@ func backendSetup(cfg Config) (backend string, command, env []string, err error)
 		}
 	}
 	return backend, command, env, nil
+}
+
+// modelGate keeps the running studies' models on this host before trials
+// are claimed (real SGLang only: the simulator and the exec backend need no
+// weights), fetching hub models through the server command's Python or
+// PrefetchPython. nil when off.
+func modelGate(cfg Config, backend string, command, env []string, log zerolog.Logger) *prefetch.Gate {
+	if cfg.NoPrefetch || backend != trial.BackendSGLang {
+		return nil
+	}
+	python := cfg.PrefetchPython
+	if len(python) == 0 {
+		python = prefetch.PythonOf(command)
+	}
+	p := prefetch.New(prefetch.Config{Python: python, Env: env, Timeout: cfg.ModelDownloadTimeout, Logger: log})
+	return prefetch.NewGate(p, prefetch.GateConfig{Logger: log})
 }

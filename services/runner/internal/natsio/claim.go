@@ -38,6 +38,9 @@ func (r *Runner) claimLoop(ctx context.Context, wake chan struct{}) {
 
 // claimOnce claims at most one trial; it reports whether it did.
 func (r *Runner) claimOnce(ctx context.Context) bool {
+	if ok, _ := r.ready(); !ok {
+		return false // the running studies' model is not on this host yet
+	}
 	free, slots := r.sched.Room()
 	if free == 0 || slots <= 0 {
 		return false

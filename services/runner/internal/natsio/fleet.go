@@ -29,12 +29,14 @@ var ErrDuplicateRunner = errors.New("runner id in use by another live runner")
 
 // Status returns the runner's current fleet entry.
 func (r *Runner) Status() events.RunnerStatus {
-	return events.RunnerStatus{
+	st := events.RunnerStatus{
 		Runner: r.cfg.RunnerID, Host: r.cfg.Host, Instance: r.cfg.Instance, PID: os.Getpid(),
 		Backend: r.cfg.Backend, GPUs: r.cfg.GPUs,
 		Slots: r.sched.Slots(), Busy: r.sched.Running(), FreeGPUs: r.sched.Free(),
 		StartedAt: r.started, UpdatedAt: time.Now().UTC(),
 	}
+	st.Ready, st.NotReadyReason = r.ready()
+	return st
 }
 
 // Register writes the runner's fleet entry, refusing to start when another

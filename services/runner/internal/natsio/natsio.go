@@ -88,6 +88,11 @@ type Config struct {
 	ReserveAfter    time.Duration
 	Backfill        BackfillPolicy
 	MaxBackfillWait time.Duration
+	// Models, when set, keeps the running studies' models on this host
+	// (prefetch.Gate): the runner follows sgtune_studies, names their models
+	// to it, claims no trial while it is not ready and shows why in its
+	// fleet entry. nil: always ready (the simulator and exec backends).
+	Models ModelGate
 }
 
 // BackfillPolicy names a backfilling rule (packing.BackfillPolicy).
@@ -220,6 +225,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	})
 	bg.Go(func() { r.watchStops(ctx) })
+	if r.cfg.Models != nil {
+		bg.Go(func() { r.watchStudyModels(ctx) })
+	}
 	r.claimLoop(ctx, wake)
 	r.wg.Wait()
 	bg.Wait()

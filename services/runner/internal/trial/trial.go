@@ -23,6 +23,7 @@ import (
 	"github.com/sgtune/sgtune/services/runner/internal/execbackend"
 	"github.com/sgtune/sgtune/services/runner/internal/gpu"
 	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
+	"github.com/sgtune/sgtune/services/runner/internal/prefetch"
 	"github.com/sgtune/sgtune/services/runner/internal/sglang"
 )
 
@@ -75,6 +76,17 @@ type Config struct {
 	MemoryReleaseTimeout time.Duration
 	// Logger receives warnings; lines carry study and trial.
 	Logger zerolog.Logger
+	// Models, when set, makes sure a trial's model is on the host before its
+	// server is launched (prefetch.Gate), so no download is charged to the
+	// config's startup timeout; a model that cannot be had hands the trial
+	// back (ErrInfrastructure) and turns the runner not ready. nil: no check
+	// (the simulator needs no weights).
+	Models ModelEnsurer
+}
+
+// ModelEnsurer makes a model present on the host (prefetch.Gate).
+type ModelEnsurer interface {
+	Ensure(ctx context.Context, m prefetch.Model) error
 }
 
 // Executor runs trials. It is safe for concurrent use by several trials.
@@ -186,6 +198,15 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		return fmt.Errorf("%w: %v", ErrInfrastructure, err)
 	}
 	defer e.ports.Release(port)
+	if e.cfg.Models != nil {
+		// Before the launch, so the config's startup clock has not started.
+		if err := e.cfg.Models.Ensure(ctx, prefetch.ModelFromArgs(q.ServerArgs)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: the model is not on this host: %v", ErrInfrastructure, err)
+		}
+	}
 	progress(events.PhaseLaunching, fmt.Sprintf("port %d, GPUs %v", port, gpus))
 	launchedAt := time.Now()
 	srv, err := sglang.Launch(ctx, sglang.LaunchSpec{
