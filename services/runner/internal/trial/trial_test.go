@@ -326,7 +326,7 @@ func TestRun_a_capacity_search_on_one_launch(t *testing.T) {
 			q := queued(20 + i)
 			q.Workload.Capacity = &events.CapacitySearch{Search: events.SearchConcurrency, Max: 16,
 				SLO: map[string]float64{"p90_ttft_ms": tt.givenBound}, RequestsPerLevel: 20}
-			res, err := e.Run(context.Background(), q, []int{0}, nil)
+			res, err := e.Run(context.Background(), q, []int{0, 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,6 +340,15 @@ func TestRun_a_capacity_search_on_one_launch(t *testing.T) {
 			log, _ := os.ReadFile(res.LogRef)
 			if n := strings.Count(string(log), "fake sglang: mode="); n != 1 {
 				t.Fatalf("%d server starts for one capacity search", n)
+			}
+			// Per GPU (two here): the capacity's twin, and each level's.
+			m := res.Metrics
+			if m["gpus"] != 2 || m["capacity_output_throughput_per_gpu"] != m["capacity_output_throughput"]/2 ||
+				m["capacity_concurrency_per_gpu"] != got/2 {
+				t.Fatalf("per-GPU capacity figures: %v", m)
+			}
+			if lp := res.LoadPoints[0].Metrics; lp["output_throughput_per_gpu"] != lp["output_throughput"]/2 || lp["output_throughput"] <= 0 {
+				t.Fatalf("load point per-GPU figures: %v", lp)
 			}
 		})
 	}
