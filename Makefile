@@ -11,6 +11,8 @@ TESTFLAGS ?= -count=1 -timeout 15m
 SPEC     ?= deploy/specs/quickstart.yaml
 N_TRIALS ?= 40
 RUNNERS  ?= 2
+# make run simulates a host of SIM_GPUS GPUs, split between the RUNNERS.
+SIM_GPUS ?= 8
 # sgtune --version reports it.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
@@ -28,24 +30,48 @@ BENCH_TARGETS :=
 -include services/sampler/bench.mk
 -include deploy/compose.mk
 
-.PHONY: all build run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane bench-durability e2e-faults clean help
+.PHONY: all build build-nvml build-static fakenvml test-fake-nvml run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane bench-durability e2e-faults clean help
 
 all: lint test build
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-build: ## build bin/sgtune (static, CGO_ENABLED=0)
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
+# NVML: go-nvml needs cgo; the binary dlopens libnvidia-ml.so.1 at run time, so it
+# also runs where there is no driver (it then sees no GPUs and says so).
+NVML_CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
+FAKENVML        := $(BIN)/fakenvml/libnvidia-ml.so.1
 
-build-nvml: ## build bin/sgtune with go-nvml (cgo; for GPU hosts)
-	CGO_ENABLED=1 $(GO) build -tags nvml -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
+build: ## build bin/sgtune: with NVML (cgo, -tags nvml) where a C compiler is present, else pure Go (it says so)
+	@if command -v $(CC) >/dev/null 2>&1; then \
+		echo "CGO_ENABLED=1 $(GO) build -tags nvml -o $(BIN)/sgtune ./cmd/sgtune"; \
+		CGO_ENABLED=1 CGO_CFLAGS="$(NVML_CGO_CFLAGS)" $(GO) build -tags nvml -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune; \
+	else \
+		echo "make build: no C compiler ($(CC)): bin/sgtune is built WITHOUT NVML; it cannot see GPUs (only --sim or --gpus N runs)"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune; \
+	fi
+
+build-nvml: ## build bin/sgtune with go-nvml (cgo); fails without a C compiler
+	CGO_ENABLED=1 CGO_CFLAGS="$(NVML_CGO_CFLAGS)" $(GO) build -tags nvml -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune ./cmd/sgtune
+
+build-static: ## build bin/sgtune-static: pure Go (CGO_ENABLED=0), no NVML, for scratch images
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/sgtune-static ./cmd/sgtune
+
+fakenvml: $(FAKENVML) ## build the fake NVML driver (bin/fakenvml/libnvidia-ml.so.1) for tests without a GPU
+
+$(FAKENVML): sim/fakenvml/fakenvml.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -o $@ $<
+
+test-fake-nvml: build-nvml fakenvml ## e2e: an NVML-enabled `sgtune up --runners 2` on a 4-GPU fake NVML host (disjoint GPUs, quarantine, NVML gone)
+	SGTUNE_NVML_BIN=$(abspath $(BIN)/sgtune) SGTUNE_FAKE_NVML_LIB=$(abspath $(dir $(FAKENVML))) \
+		$(GO) test -tags fakenvml -count=1 -timeout 15m -run FakeNVML -v ./e2e/
 
 run: build ## run a whole simulated study on the embedded NATS (about a minute)
 	@# A fresh demo every time: its own data dir is removed (no --no-load, which
 	@# says what it deletes from a store that may hold other studies).
 	rm -rf .sgtune/quickstart
-	$(BIN)/sgtune up --sim --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
+	$(BIN)/sgtune up --sim --gpus $(SIM_GPUS) --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
 		--startup-timeout $(SIM_STARTUP_TIMEOUT) --benchmark-timeout $(SIM_BENCHMARK_TIMEOUT) \
 		--data-dir .sgtune/quickstart --output results.json
 

@@ -94,21 +94,21 @@ endef
 # and no RUN: rootfs/ is copied as root, owned/ as the image's user.
 images: image-sgtune image-nats-server ## build the sgtune and nats-server images (no registry needed)
 
-image-sgtune: build docker-check
+image-sgtune: build-static docker-check
 	rm -rf $(IMAGE_CTX)/sgtune && mkdir -p $(IMAGE_CTX)/sgtune/rootfs/usr/local/bin $(IMAGE_CTX)/sgtune/rootfs/tmp \
 		$(IMAGE_CTX)/sgtune/owned/data $(IMAGE_CTX)/sgtune/owned/results $(IMAGE_CTX)/sgtune/owned/work
 	chmod 1777 $(IMAGE_CTX)/sgtune/rootfs/tmp
 	$(call image-etc,$(IMAGE_CTX)/sgtune/rootfs)
-	cp $(BIN)/sgtune $(IMAGE_CTX)/sgtune/rootfs/usr/local/bin/sgtune
+	cp $(BIN)/sgtune-static $(IMAGE_CTX)/sgtune/rootfs/usr/local/bin/sgtune
 	DOCKER_BUILDKIT=0 docker build -q -f deploy/docker/sgtune.Dockerfile -t $(SGTUNE_IMAGE) $(IMAGE_CTX)/sgtune
 
-image-nats-server: build $(NATS_SERVER_BIN) docker-check
+image-nats-server: build-static $(NATS_SERVER_BIN) docker-check
 	rm -rf $(IMAGE_CTX)/nats && mkdir -p $(IMAGE_CTX)/nats/rootfs/usr/local/bin $(IMAGE_CTX)/nats/rootfs/etc/nats \
 		$(IMAGE_CTX)/nats/rootfs/tmp $(IMAGE_CTX)/nats/owned/data
 	chmod 1777 $(IMAGE_CTX)/nats/rootfs/tmp
 	$(call image-etc,$(IMAGE_CTX)/nats/rootfs)
 	cp $(NATS_SERVER_BIN) $(IMAGE_CTX)/nats/rootfs/nats-server
-	cp $(BIN)/sgtune $(IMAGE_CTX)/nats/rootfs/usr/local/bin/sgtune
+	cp $(BIN)/sgtune-static $(IMAGE_CTX)/nats/rootfs/usr/local/bin/sgtune
 	cp deploy/nats/single.conf $(IMAGE_CTX)/nats/rootfs/etc/nats/nats-server.conf
 	cp deploy/nats/cluster.conf $(IMAGE_CTX)/nats/rootfs/etc/nats/cluster.conf
 	DOCKER_BUILDKIT=0 docker build -q -f deploy/docker/nats-server.Dockerfile -t $(NATS_SERVER_IMAGE) $(IMAGE_CTX)/nats

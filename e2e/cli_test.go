@@ -175,7 +175,7 @@ echo "{\"ttft\": 0.0$((trial + 1)), \"tps\": $((1000 + trial * 37 % 11 * 100)), 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out, errOut, err := runSgtune(t, ctx, "up", "--backend", "exec", "--benchmark-cmd", script, "--n-trials", "8",
-		"--study-name", "exec-study", "--data-dir", filepath.Join(dir, "data"), "--output", filepath.Join(dir, "results.json"), "--device-num", "8")
+		"--study-name", "exec-study", "--data-dir", filepath.Join(dir, "data"), "--output", filepath.Join(dir, "results.json"), "--device-num", "8", "--gpus", "8")
 	if err != nil {
 		t.Fatalf("sgtune up --backend exec: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}

@@ -88,7 +88,7 @@ constraints:
 	results := filepath.Join(dir, "results.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	out, errOut, err := runSgtune(t, ctx, "up", "--backend", "exec", "--benchmark-cmd", script, "--spec", spec,
+	out, errOut, err := runSgtune(t, ctx, "up", "--backend", "exec", "--benchmark-cmd", script, "--spec", spec, "--gpus", "8",
 		"--data-dir", data, "--output", results, "--listen", "127.0.0.1:0", "--storage", "sqlite:///sglang_optuna.db")
 	if err != nil {
 		t.Fatalf("sgtune up: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
@@ -182,7 +182,7 @@ exit 1
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	base := []string{"up", "--backend", "exec", "--benchmark-cmd", script, "--listen", "127.0.0.1:0", "--quiet",
+	base := []string{"up", "--backend", "exec", "--benchmark-cmd", script, "--gpus", "8", "--listen", "127.0.0.1:0", "--quiet",
 		"--output", filepath.Join(dir, "results.json")}
 
 	_, errOut, err := runSgtune(t, ctx, append(base, "--n-trials", "50", "--data-dir", filepath.Join(dir, "streak"), "--study-name", "streak")...)

@@ -96,6 +96,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	s.plan = plan
 	s.launchErr = le
+	gpus, err := startGPUState(getenv, s) // the fake NVML host's memory (gpustate.go)
+	if err != nil {
+		lg.raw("RuntimeError: %s\n", err)
+		return err
+	}
+	defer gpus.stop()
 	lg.info("", "server_args=%s", s.serverArgsRepr())
 
 	host := sa.str("host")

@@ -45,7 +45,7 @@ func TestGPUs_without_NVML_or_simulation_fails(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"gpus"}, func(string) string { return "" }, &stdout, &stderr)
-	rep, err := runner.InspectGPUs(0, "H100", 0)
+	rep, err := runner.InspectGPUs(runner.GPUQuery{Model: "H100"})
 	if err == nil {
 		t.Skipf("NVML present (%d GPUs)", len(rep.GPUs))
 	}

@@ -133,8 +133,10 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 	fs.BoolVar(&cfg.Sim, "sim", cfg.Sim, "launch sglang-sim (sgtune sim) instead of SGLang")
 	benchCmd := fs.String("benchmark-cmd", "", "exec backend: the command run per trial")
 	serverCmd := fs.String("server-command", "", "command that starts the server (default python3 -m sglang.launch_server)")
-	fs.IntVar(&cfg.GPUs, "gpus", cfg.GPUs, "simulated inventory: number of GPUs (0: discover with NVML)")
+	fs.IntVar(&cfg.GPUs, "gpus", cfg.GPUs, "simulated inventory: a host of N GPUs (0: read the GPUs with NVML; without NVML only --sim runs, on one simulated GPU)")
 	fs.StringVar(&cfg.GPUModel, "gpu-model", cfg.GPUModel, "simulated inventory: GPU model")
+	fs.StringVar(&cfg.GPUIDs, "gpu-ids", cfg.GPUIDs, "use only these GPUs: NVML indices (as sgtune gpus shows) or UUIDs, comma-separated (default: all; an inherited CUDA_VISIBLE_DEVICES restricts them too)")
+	fs.DurationVar(&cfg.GPUReleaseTimeout, "gpu-release-timeout", cfg.GPUReleaseTimeout, "a stopped server's GPUs that still hold memory after this long are quarantined until they release it")
 	fs.StringVar(&cfg.LogDir, "log-dir", cfg.LogDir, "directory of per-trial server logs")
 	fs.IntVar(&cfg.MaxConcurrentTrials, "max-trials", cfg.MaxConcurrentTrials, "trials run at once (0: as many as GPUs allow)")
 	fs.Float64Var(&cfg.SimTimeScale, "sim-time-scale", cfg.SimTimeScale, "with --sim: scale of the simulated startup time")
@@ -161,7 +163,9 @@ func cmdRunner(ctx context.Context, args []string, getenv func(string) string, _
 		return usageError("%v", err)
 	}
 	if err := runner.Run(ctx, cfg, logger); err != nil {
-		if errors.Is(err, runner.ErrDuplicateRunner) {
+		// Exit 2: the runner cannot run as configured (its id or GPUs are
+		// another live runner's, GPU ids the host lacks, no NVML for real servers).
+		if errors.Is(err, runner.ErrDuplicateRunner) || errors.Is(err, runner.ErrGPUsInUse) || errors.Is(err, runner.ErrInvalidConfig) {
 			return &exitError{code: 2, err: err}
 		}
 		return err

@@ -50,6 +50,9 @@ type upOptions struct {
 	sampler      string
 	maxInFlight  int
 	gpuModel     string
+	gpus         int
+	gpuIDs       string
+	gpuRelease   time.Duration
 	simScale     float64
 	listen       string
 	logLevel     string
@@ -78,7 +81,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&o.studyName, "study", "", aliasPrefix+"--study-name")
 	fs.StringVar(&o.specFile, "spec", "", "study spec file, YAML or JSON (default: the seed's 18 parameters)")
 	fs.StringVar(&o.output, "output", reporter.DefaultOutput, "results JSON file")
-	fs.IntVar(&o.deviceNum, "device-num", 0, "GPUs a trial may use (seed rule); without NVML also the simulated GPUs per runner (default: the spec's, 8)")
+	fs.IntVar(&o.deviceNum, "device-num", 0, "GPUs one trial may use: the seed's rule tp x pp x dp <= N (default: the spec's, 8)")
 	fs.BoolVar(&o.sim, "sim", false, "launch sglang-sim (sgtune sim) instead of SGLang")
 	fs.StringVar(&o.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
 	fs.StringVar(&o.dataDir, "data-dir", "./.sgtune", "embedded NATS store and trial logs")
@@ -86,7 +89,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&o.allowChange, "allow-spec-change", false, "resume a study whose spec changed additively (parameters gaining values); other changes are refused")
 	fs.StringVar(&o.backend, "backend", runner.BackendSGLang, "trial backend: sglang (launch a server and benchmark it) or exec (run --benchmark-cmd)")
 	fs.StringVar(&o.benchmarkCmd, "benchmark-cmd", "", "exec backend: the command run per trial (split on spaces; quotes group)")
-	fs.IntVar(&o.runners, "runners", 1, "runners to start in this process (each one simulated host)")
+	fs.IntVar(&o.runners, "runners", 1, "runners to start in this process; they split the host's GPUs into disjoint sets")
 	fs.Func("seed", "sampler seed (default: the spec's, 42)", func(s string) error {
 		_, err := fmt.Sscan(s, &o.seed)
 		o.seedSet = err == nil
@@ -96,7 +99,10 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "cap on trials in flight (default: the spec's, or every runner slot)")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 0, "launch-to-healthy bound of every trial, torch.compile ones too (default: the spec's model.startup_timeout, 10m)")
 	fs.DurationVar(&o.benchmarkTimeout, "benchmark-timeout", 0, "warm-up plus measurement bound of every trial (default: the spec's model.benchmark_timeout, 10m)")
-	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory")
+	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory (--gpus)")
+	fs.IntVar(&o.gpus, "gpus", 0, "simulate a host of N GPUs instead of reading NVML (split between the runners); without NVML, --sim simulates device_num GPUs per runner")
+	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "use only these GPUs of the host: NVML indices or UUIDs, comma-separated (an inherited CUDA_VISIBLE_DEVICES restricts them too)")
+	fs.DurationVar(&o.gpuRelease, "gpu-release-timeout", 0, "quarantine a stopped server's GPUs that still hold memory after this long (default 30s)")
 	fs.Float64Var(&o.simScale, "sim-time-scale", 0.02, "with --sim: scale of the simulated server startup time (1 = realistic)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "embedded NATS address (a free port is used if taken)")
 	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
@@ -114,7 +120,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if fs.NArg() > 0 {
 		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if err := checkSetInts(fs, "n-trials", "device-num", "max-in-flight"); err != nil {
+	if err := checkSetInts(fs, "n-trials", "device-num", "max-in-flight", "gpus"); err != nil {
 		return err
 	}
 	if o.maxFailStreak < 0 {
@@ -139,6 +145,12 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	default:
 		return usageError("--backend %q: want sglang or exec", o.backend)
+	}
+	// The GPUs before anything starts: a real backend without NVML is
+	// refused, and the runners get disjoint GPUs.
+	runnerGPUs, err := splitHostGPUs(o, spec, getenv, stderr)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -262,16 +274,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		g.Go(func() error { return reporter.Run(gctx, rcfg, logger) })
 	}
 
-	// Without NVML, --device-num (or the spec's device_num) is a simulated
-	// inventory per runner; with real SGLang, check it can be imported before
-	// launching anything, rather than recording a crash per trial.
-	simulatedGPUs := 0
-	if o.sim || o.backend == runner.BackendExec {
-		simulatedGPUs = spec.DeviceNum
-	} else if _, err := runner.InspectGPUs(0, o.gpuModel, 0); err != nil {
-		simulatedGPUs = spec.DeviceNum
-		say(stderr, o.quiet, "sgtune up: no NVML on this host (a build without -tags nvml, or no driver): each runner simulates %d %s GPUs (--device-num, --gpu-model)", simulatedGPUs, o.gpuModel)
-	}
+	// With real SGLang, check it can be imported before launching anything,
+	// rather than recording a crash per trial.
 	if o.backend == runner.BackendSGLang && !o.sim {
 		if err := checkSGLang(ctx, spec.Model.ServerCommand); err != nil {
 			return err
@@ -290,7 +294,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 			LogDir:       filepath.Join(o.dataDir, "logs"),
 			Metrics:      metricsOf.service(),
 		}
-		cfg.GPUs = simulatedGPUs
+		runnerGPUs.apply(&cfg, i)
 		cfg.ServerCommand = spec.Model.ServerCommand
 		if o.sim {
 			cfg.ServerCommand = nil // the runner launches its own executable's "sim"

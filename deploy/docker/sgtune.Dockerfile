@@ -1,4 +1,4 @@
-# The sgtune image: one static binary (make build, CGO_ENABLED=0) on scratch.
+# The sgtune image: one static binary (make build-static, CGO_ENABLED=0) on scratch.
 # It serves every CPU-side role: `sgtune nats` (embedded JetStream), sampler,
 # validator, reporter and the simulator-backed runner (`sgtune runner --sim`,
 # which starts `sgtune sim` as a child process in the same container).

@@ -11,6 +11,20 @@ type GPU struct {
 	MemoryUsedBytes   uint64 `json:"memory_used_bytes"`
 	ComputeCapability string `json:"compute_capability"` // "9.0"
 	Simulated         bool   `json:"simulated,omitempty"`
+	// PCIBusID is NVML's bus id ("00000000:1B:00.0"); CUDA_DEVICE_ORDER=PCI_BUS_ID
+	// numbers GPUs in this order, as NVML does.
+	PCIBusID string `json:"pci_bus_id,omitempty"`
+}
+
+// QuarantinedGPU is a GPU its runner does not offer to trials: its memory
+// was not released after a server stopped, so the next server would OOM.
+// It is offered again once NVML shows the memory released.
+type QuarantinedGPU struct {
+	Index int    `json:"index"`
+	UUID  string `json:"uuid"`
+	// Reason says why, in words ("12.0 GiB still used 30s after trial 7 of study s stopped").
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 }
 
 // RunnerStatus is a runner's heartbeat in the sgtune_fleet bucket.
@@ -27,9 +41,10 @@ type RunnerStatus struct {
 	Slots    int   `json:"slots"`
 	Busy     int   `json:"busy"`
 	FreeGPUs []int `json:"free_gpus"`
-	// Quarantined lists the GPU indices the runner will not use (memory not
-	// released after a trial, NVML errors); they are not in FreeGPUs.
-	Quarantined []int `json:"quarantined,omitempty"`
+	// Quarantined lists the GPUs the runner will not use, with the reason
+	// (memory not released after a trial, or not verifiable while NVML is
+	// gone); they are not in FreeGPUs.
+	Quarantined []QuarantinedGPU `json:"quarantined,omitempty"`
 	// Ready is false while the runner does not claim trials because a running
 	// study's model is not on its host yet (being fetched, or the fetch
 	// failed); NotReadyReason then says which model and why.
@@ -37,6 +52,13 @@ type RunnerStatus struct {
 	NotReadyReason string    `json:"not_ready_reason,omitempty"`
 	StartedAt      time.Time `json:"started_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+
+	// Paused, when set, says why the runner claims no new trials now (its GPUs
+	// cannot be read: NVML went away); running trials go on.
+	Paused string `json:"paused,omitempty"`
+	// DriverVersion and CUDAVersion are what NVML reports on the host.
+	DriverVersion string `json:"driver_version,omitempty"`
+	CUDAVersion   string `json:"cuda_version,omitempty"`
 }
 
 // StudyStatus values.

@@ -210,6 +210,13 @@ type TrialResult struct {
 	Host     string `json:"host,omitempty"`
 	GPUs     []int  `json:"gpus,omitempty"`
 	GPUModel string `json:"gpu_model,omitempty"`
+	// GPUUUIDs are the UUIDs of GPUs, in the same order (NVML's, or a
+	// simulated inventory's "GPU-sim-..." ones).
+	GPUUUIDs []string `json:"gpu_uuids,omitempty"`
+	// DriverVersion and CUDAVersion are what NVML reported on the runner's
+	// host ("550.54.15", "12.4"); empty for a simulated inventory.
+	DriverVersion string `json:"driver_version,omitempty"`
+	CUDAVersion   string `json:"cuda_version,omitempty"`
 	// Backend is "sglang", "sim" or "exec".
 	Backend string `json:"backend"`
 	// LaunchCommand is the full argv the server was started with.

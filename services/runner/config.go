@@ -55,10 +55,25 @@ type Config struct {
 	// (SGTUNE_BENCHMARK_CMD, space-separated).
 	BenchmarkCmd []string
 
-	// GPUs, when > 0, makes the inventory simulated with that many GPUs of
-	// GPUModel; 0 reads the real GPUs through NVML (SGTUNE_GPUS, default 0;
-	// with Sim and no NVML, 1).
+	// GPUs, when > 0, makes the inventory simulated: a host of that many GPUs
+	// of GPUModel; 0 reads the real GPUs through NVML (SGTUNE_GPUS, default 0;
+	// with Sim and no NVML, 1). Without NVML and without Sim, 0 is refused:
+	// real servers must not be given GPUs the runner invented.
 	GPUs int
+	// GPUIDs restricts the runner to some of the host's GPUs: NVML indices
+	// (as `sgtune gpus` shows them) or UUIDs, comma-separated
+	// (SGTUNE_GPU_IDS, default: every GPU visible). An id the host lacks is
+	// refused, naming it; so are GPUs another live runner holds.
+	GPUIDs string
+	// CUDAVisibleDevices and CUDADeviceOrder are the inherited
+	// CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER: when set, the runner uses
+	// only the GPUs CUDA would show it (integers in CUDA's order, or UUIDs).
+	// Its servers always get CUDA_DEVICE_ORDER=PCI_BUS_ID and their own GPUs.
+	CUDAVisibleDevices, CUDADeviceOrder string
+	// GPUReleaseTimeout is how long a stopped server's GPUs may take to
+	// release their memory before they are quarantined
+	// (SGTUNE_GPU_RELEASE_TIMEOUT, default 30s).
+	GPUReleaseTimeout time.Duration
 	// GPUModel is the simulated GPUs' model: H100, H200, A100-80G, A100-40G,
 	// L40S, A10 or B200 (SGTUNE_GPU_MODEL, default H100). The simulator is told
 	// it through SGTUNE_SIM_GPU.
@@ -133,9 +148,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Backend:        getenv("SGTUNE_BACKEND"),
 		GPUModel:       getenv("SGTUNE_GPU_MODEL"),
 		LogDir:         getenv("SGTUNE_LOG_DIR"),
+		GPUIDs:         getenv("SGTUNE_GPU_IDS"),
 		ServerCommand:  strings.Fields(getenv("SGTUNE_SERVER_COMMAND")),
 		BenchmarkCmd:   strings.Fields(getenv("SGTUNE_BENCHMARK_CMD")),
 		PrefetchPython: strings.Fields(getenv("SGTUNE_PREFETCH_PYTHON")),
+
+		CUDAVisibleDevices: getenv("CUDA_VISIBLE_DEVICES"),
+		CUDADeviceOrder:    getenv("CUDA_DEVICE_ORDER"),
 	}
 	var errs []error
 	intVar := func(name string, dst *int) {
@@ -174,6 +193,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.NoPrefetch = !b
 	}
+	durVar("SGTUNE_GPU_RELEASE_TIMEOUT", &cfg.GPUReleaseTimeout)
 	if v := getenv("SGTUNE_SIM"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -232,6 +252,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ModelDownloadTimeout <= 0 {
 		c.ModelDownloadTimeout = prefetch.DefaultTimeout
+	}
+	if c.GPUReleaseTimeout <= 0 {
+		c.GPUReleaseTimeout = gpu.DefaultReleaseTimeout
 	}
 }
 

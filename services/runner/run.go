@@ -36,7 +36,13 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return err
 	}
 	defer closeInv()
-	backend, command, env, err := backendSetup(cfg)
+	guard := gpu.NewGuard(inv, gpu.GuardConfig{ReleaseTimeout: cfg.GPUReleaseTimeout, Logger: log})
+	guard.QuarantineBusy()
+	driver, cuda := "", ""
+	if hi, ok := inv.(gpu.HostInfo); ok {
+		driver, cuda = hi.DriverVersion(), hi.CUDAVersion()
+	}
+	backend, command, env, err := backendSetup(cfg, inv, log)
 	if err != nil {
 		return err
 	}
@@ -46,8 +52,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Backend: backend, ServerCommand: command, ServerEnv: env, BenchmarkCmd: cfg.BenchmarkCmd,
 		LogDir: cfg.LogDir, Runner: cfg.RunnerID, Host: host, GPUModel: gpuModel(inv, cfg),
 		Inventory: inv, IdleTimeout: cfg.StreamIdleTimeout, Logger: log,
+		Releaser: guard, DriverVersion: driver, CUDAVersion: cuda,
 	}
-	ncfg := natsio.Config{}
+	ncfg := natsio.Config{GPUHealth: guard, DriverVersion: driver, CUDAVersion: cuda}
 	if gate != nil {
 		tcfg.Models, ncfg.Models = gate, gate
 	}
@@ -82,10 +89,12 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err := adapter.Register(ctx); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	log.Info().Str("backend", backend).Int("gpus", len(inv.GPUs())).Str("log_dir", cfg.LogDir).Msg("runner started")
+	log.Info().Str("backend", backend).Ints("gpus", gpu.Indices(inv)).Strs("uuids", gpu.UUIDs(inv, gpu.Indices(inv))).
+		Str("gpu_model", gpuModel(inv, cfg)).Str("driver", driver).Str("cuda", cuda).Str("log_dir", cfg.LogDir).Msg("runner started")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return adapter.Run(gctx) })
+	g.Go(func() error { guard.Run(gctx); return nil })
 	if gate != nil {
 		g.Go(func() error { gate.Run(gctx); return nil })
 	}
@@ -102,34 +111,15 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 // live runner already uses this runner's id, or took it over while it ran.
 var ErrDuplicateRunner = natsio.ErrDuplicateRunner
 
+// ErrGPUsInUse is returned (wrapped, naming the other runner and the GPUs)
+// when another live runner holds one of this runner's GPUs.
+var ErrGPUsInUse = natsio.ErrGPUsInUse
+
 func withName(c natsx.ConnConfig, name string) natsx.ConnConfig {
 	if c.Name == "" {
 		c.Name = name
 	}
 	return c
-}
-
-// openInventory picks the simulated inventory when GPUs > 0, NVML otherwise,
-// and one simulated GPU for a simulator run on a host without NVML.
-func openInventory(cfg Config, log zerolog.Logger) (gpu.Inventory, func(), error) {
-	if cfg.GPUs > 0 {
-		inv, err := gpu.NewSimulated(cfg.GPUs, cfg.GPUModel)
-		return inv, func() {}, err
-	}
-	inv, closeFn, err := gpu.OpenNVML()
-	if err == nil {
-		if len(inv.GPUs()) == 0 {
-			closeFn()
-			return nil, nil, fmt.Errorf("%w: NVML found no GPUs; set SGTUNE_GPUS for a simulated inventory", ErrInvalidConfig)
-		}
-		return inv, closeFn, nil
-	}
-	if cfg.Sim && errors.Is(err, gpu.ErrNVMLUnavailable) {
-		log.Info().Err(err).Msg("no NVML: simulating one GPU")
-		inv, serr := gpu.NewSimulated(1, cfg.GPUModel)
-		return inv, func() {}, serr
-	}
-	return nil, nil, fmt.Errorf("%w: %w (set SGTUNE_GPUS for a simulated inventory)", ErrInvalidConfig, err)
 }
 
 func gpuModel(inv gpu.Inventory, cfg Config) string {
@@ -140,10 +130,14 @@ func gpuModel(inv gpu.Inventory, cfg Config) string {
 }
 
 // backendSetup resolves the result's backend label, the server command and
-// the environment given to servers.
-func backendSetup(cfg Config) (backend string, command, env []string, err error) {
+// the environment given to servers. Every server (and benchmark command)
+// gets CUDA_DEVICE_ORDER=PCI_BUS_ID, so the GPU indices in its
+// CUDA_VISIBLE_DEVICES are NVML's, the ones reserved and watched; CUDA's
+// default order (fastest first) differs on a host of mixed GPUs.
+func backendSetup(cfg Config, inv gpu.Inventory, log zerolog.Logger) (backend string, command, env []string, err error) {
+	env = []string{"CUDA_DEVICE_ORDER=PCI_BUS_ID"}
 	if cfg.Backend == BackendExec {
-		return trial.BackendExec, nil, nil, nil
+		return trial.BackendExec, nil, env, nil
 	}
 	command = cfg.ServerCommand
 	backend = trial.BackendSGLang
@@ -159,7 +153,7 @@ func backendSetup(cfg Config) (backend string, command, env []string, err error)
 			}
 			command = []string{exe, "sim"}
 		}
-		env = append(env, "SGTUNE_SIM_GPU="+strings.ToUpper(cfg.GPUModel))
+		env = append(env, "SGTUNE_SIM_GPU="+simGPU(cfg, inv, log))
 		if cfg.SimTimeScale > 0 {
 			env = append(env, "SGTUNE_SIM_TIME_SCALE="+strconv.FormatFloat(cfg.SimTimeScale, 'g', -1, 64))
 		}
@@ -181,4 +175,18 @@ func modelGate(cfg Config, backend string, command, env []string, log zerolog.Lo
 	}
 	p := prefetch.New(prefetch.Config{Python: python, Env: env, Timeout: cfg.ModelDownloadTimeout, Logger: log})
 	return prefetch.NewGate(p, prefetch.GateConfig{Logger: log})
+}
+
+// simGPU is the simulator's GPU preset: the simulated inventory's model, or
+// the model NVML reports (a fake NVML host in tests, or a real host).
+func simGPU(cfg Config, inv gpu.Inventory, log zerolog.Logger) string {
+	gs := inv.GPUs()
+	if len(gs) == 0 || gs[0].Simulated {
+		return strings.ToUpper(cfg.GPUModel)
+	}
+	if k := gpu.SimKey(gs[0].Name); k != "" {
+		return k
+	}
+	log.Warn().Str("gpu", gs[0].Name).Str("simulating", cfg.GPUModel).Msg("the simulator has no preset for this host's GPU")
+	return strings.ToUpper(cfg.GPUModel)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/pkg/natsx/natstest"
 	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
+	"github.com/sgtune/sgtune/services/runner/internal/gpu"
 )
 
 func TestMain(m *testing.M) {
@@ -45,8 +46,10 @@ func TestLoadConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	_, command, simEnv, _ := backendSetup(cfg)
-	if command[len(command)-1] != "sim" || !slices.Contains(simEnv, "SGTUNE_SIM_TIME_SCALE=0.01") || !slices.Contains(simEnv, "SGTUNE_SIM_GPU=A100-40G") {
+	sim8, _ := gpu.NewSimulated(8, cfg.GPUModel)
+	_, command, simEnv, _ := backendSetup(cfg, sim8, zerolog.Nop())
+	if command[len(command)-1] != "sim" || !slices.Contains(simEnv, "SGTUNE_SIM_TIME_SCALE=0.01") || !slices.Contains(simEnv, "SGTUNE_SIM_GPU=A100-40G") ||
+		!slices.Contains(simEnv, "CUDA_DEVICE_ORDER=PCI_BUS_ID") {
 		t.Fatalf("sim command %v env %v", command, simEnv)
 	}
 
@@ -54,12 +57,12 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil || def.Backend != BackendSGLang || len(def.ServerCommand) != 0 || def.RunnerID == "" || def.GPUModel != "H100" {
 		t.Fatalf("defaults %+v (%v)", def, err)
 	}
-	if _, command, _, _ := backendSetup(def); !slices.Equal(command, DefaultServerCommand) {
+	if _, command, _, _ := backendSetup(def, sim8, zerolog.Nop()); !slices.Equal(command, DefaultServerCommand) {
 		t.Fatalf("default server command %v", command)
 	}
 	// --sim given as a flag after LoadConfig still launches the simulator.
 	def.Sim = true
-	if _, command, _, _ := backendSetup(def); command[len(command)-1] != "sim" {
+	if _, command, _, _ := backendSetup(def, sim8, zerolog.Nop()); command[len(command)-1] != "sim" {
 		t.Fatalf("sim server command %v", command)
 	}
 }

@@ -240,6 +240,11 @@ type TrialRecord struct {
 	FinishedAt      time.Time      `json:"finished_at,omitzero"`
 	LogRef          string         `json:"log_ref,omitempty"`
 	LogTail         string         `json:"log_tail,omitempty"`
+	// GPUUUIDs are the UUIDs of GPUs; DriverVersion and CUDAVersion what
+	// NVML reported on the runner's host (empty for simulated GPUs).
+	GPUUUIDs      []string `json:"gpu_uuids,omitempty"`
+	DriverVersion string   `json:"driver_version,omitempty"`
+	CUDAVersion   string   `json:"cuda_version,omitempty"`
 }
 
 // HVPoint is the hypervolume once trial TrialNumber (a benchmarked trial) and

@@ -69,6 +69,9 @@ type Outcome struct {
 	Backend         string
 	StartedAt       time.Time
 	FinishedAt      time.Time
+	// GPUUUIDs, DriverVersion and CUDAVersion are what NVML reported.
+	GPUUUIDs                   []string
+	DriverVersion, CUDAVersion string
 }
 
 // Rejection is one validation rule a candidate failed.

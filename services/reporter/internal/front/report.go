@@ -638,6 +638,9 @@ func (r *Report) record(t *trial) TrialRecord {
 		FinishedAt:         o.FinishedAt,
 		LogRef:             o.LogRef,
 		LogTail:            o.LogTail,
+		GPUUUIDs:           o.GPUUUIDs,
+		DriverVersion:      o.DriverVersion,
+		CUDAVersion:        o.CUDAVersion,
 	}
 	if t.values != nil {
 		rec.Objectives = r.byObjective(t.values)

@@ -38,6 +38,9 @@ func (r *Runner) claimLoop(ctx context.Context, wake chan struct{}) {
 
 // claimOnce claims at most one trial; it reports whether it did.
 func (r *Runner) claimOnce(ctx context.Context) bool {
+	if r.syncGPUHealth() {
+		return false // NVML is gone: claim nothing new (gpus.go)
+	}
 	if ok, _ := r.ready(); !ok {
 		return false // the running studies' model is not on this host yet
 	}
@@ -179,6 +182,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, class int) {
 		defer func() {
 			r.active.remove(t.key)
 			tcancel(nil)
+			r.syncGPUHealth() // a GPU this trial left quarantined stays out
 			if err := r.sched.Finish(ticket, time.Now()); err != nil {
 				log.Error().Err(err).Msg("releasing the trial's GPUs")
 			}

@@ -36,6 +36,7 @@ func (r *Runner) Status() events.RunnerStatus {
 		StartedAt: r.started, UpdatedAt: time.Now().UTC(),
 	}
 	st.Ready, st.NotReadyReason = r.ready()
+	r.gpuStatus(&st)
 	return st
 }
 
@@ -53,6 +54,20 @@ func (r *Runner) Register(ctx context.Context) error {
 		return err
 	}
 	r.fleet = kv
+	// The GPUs first: a runner whose GPUs another live runner holds must
+	// not even appear in the fleet (gpus.go).
+	if err := r.checkGPUsFree(ctx, kv, false); err != nil {
+		return err
+	}
+	if err := r.registerEntry(ctx, kv); err != nil {
+		return err
+	}
+	return r.recheckGPUs(ctx, kv)
+}
+
+// registerEntry creates the fleet entry, or takes over one left by a dead
+// process with the same runner id (Register).
+func (r *Runner) registerEntry(ctx context.Context, kv jetstream.KeyValue) error {
 	key := r.cfg.RunnerID
 	var seenRev uint64
 	var seenAt time.Time

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,6 +84,11 @@ type Config struct {
 	HandBackDelay time.Duration
 	// Logger receives the adapter's lines; give it the runner id field.
 	Logger zerolog.Logger
+	// GPUHealth, when set, withholds quarantined GPUs from trials and pauses
+	// claiming while NVML is gone (gpus.go); both show in the fleet entry.
+	GPUHealth GPUHealth
+	// DriverVersion and CUDAVersion are reported in the fleet entry.
+	DriverVersion, CUDAVersion string
 	// ReserveAfter, Backfill and MaxBackfillWait tune the GPU scheduler
 	// (packing.SchedulerConfig documents them).
 	ReserveAfter    time.Duration
@@ -151,6 +157,8 @@ type Runner struct {
 
 	fleet    jetstream.KeyValue // sgtune_fleet, once registered
 	fleetRev uint64             // revision of this runner's last fleet write
+
+	pausedFor atomic.Value // string: why claiming is paused (gpus.go)
 
 	finished chan struct{} // a trial ended: GPUs may be free
 	wg       sync.WaitGroup

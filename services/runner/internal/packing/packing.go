@@ -26,6 +26,8 @@ var ErrNotAllocated = errors.New("packing: GPU not allocated")
 type Allocator struct {
 	gpus  []int // every GPU index of the host, ascending
 	inUse map[int]bool
+	// withheld GPUs are not handed out (quarantine, withhold.go).
+	withheld map[int]bool
 }
 
 // NewAllocator manages the GPUs with the given indices.
@@ -33,7 +35,7 @@ func NewAllocator(indices []int) *Allocator {
 	gpus := slices.Clone(indices)
 	slices.Sort(gpus)
 	gpus = slices.Compact(gpus)
-	return &Allocator{gpus: gpus, inUse: map[int]bool{}}
+	return &Allocator{gpus: gpus, inUse: map[int]bool{}, withheld: map[int]bool{}}
 }
 
 // Total is the number of GPUs managed.
@@ -43,7 +45,7 @@ func (a *Allocator) Total() int { return len(a.gpus) }
 func (a *Allocator) Free() []int {
 	out := make([]int, 0, len(a.gpus))
 	for _, g := range a.gpus {
-		if !a.inUse[g] {
+		if !a.inUse[g] && !a.withheld[g] {
 			out = append(out, g)
 		}
 	}
@@ -51,7 +53,7 @@ func (a *Allocator) Free() []int {
 }
 
 // FreeCount is len(Free()).
-func (a *Allocator) FreeCount() int { return len(a.gpus) - len(a.inUse) }
+func (a *Allocator) FreeCount() int { return len(a.Free()) }
 
 // Allocate takes n free GPUs and marks them used. It prefers, in order: an
 // aligned run of consecutive indices (start divisible by n, as NVLink

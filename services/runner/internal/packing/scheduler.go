@@ -138,6 +138,7 @@ func (s *Scheduler) Plan(pending map[int]bool, now time.Time) []int {
 	if free == 0 || slots <= 0 {
 		return nil
 	}
+	pending = s.runnable(pending)
 	s.noteBlocked(free, pending, now)
 	held := s.heldFor(pending, now)
 	if classes := Claimable(free, s.total, slots, held); len(classes) > 0 {

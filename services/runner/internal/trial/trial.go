@@ -74,6 +74,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MemoryReleaseTimeout bounds the wait for GPU memory after a stop (default 30 s).
 	MemoryReleaseTimeout time.Duration
+	// Releaser, when set, does the wait after a stop instead (gpu.Guard): it
+	// quarantines the GPUs that do not release, so no trial is given them.
+	Releaser GPUReleaser
+	// DriverVersion and CUDAVersion are what NVML reports, for results.
+	DriverVersion, CUDAVersion string
 	// Logger receives warnings; lines carry study and trial.
 	Logger zerolog.Logger
 	// Models, when set, makes sure a trial's model is on the host before its
@@ -87,6 +92,12 @@ type Config struct {
 // ModelEnsurer makes a model present on the host (prefetch.Gate).
 type ModelEnsurer interface {
 	Ensure(ctx context.Context, m prefetch.Model) error
+}
+
+// GPUReleaser waits, after a server stopped, until its GPUs' memory is
+// released, quarantining the GPUs that do not release in time.
+type GPUReleaser interface {
+	AwaitRelease(gpus []int, after string) (quarantined []int)
 }
 
 // Executor runs trials. It is safe for concurrent use by several trials.
@@ -147,6 +158,10 @@ func (e *Executor) RunObserved(ctx context.Context, q events.TrialQueued, gpus [
 		Params: q.Params, Runner: e.cfg.Runner, Host: e.cfg.Host, GPUs: gpus,
 		GPUModel: e.cfg.GPUModel, Backend: e.cfg.Backend, StartedAt: time.Now().UTC(),
 		Metrics: map[string]float64{}, Units: map[string]string{},
+		DriverVersion: e.cfg.DriverVersion, CUDAVersion: e.cfg.CUDAVersion,
+	}
+	if e.cfg.Inventory != nil && len(gpus) > 0 {
+		res.GPUUUIDs = gpu.UUIDs(e.cfg.Inventory, gpus)
 	}
 	var err error
 	if e.cfg.Backend == BackendExec {
@@ -232,7 +247,7 @@ func (e *Executor) runServer(ctx context.Context, q events.TrialQueued, gpus []i
 		res.LogTail = srv.Tail(LogTailBytes)
 		// The GPUs are held from the launch until the server is gone.
 		res.GPUSeconds = float64(len(gpus)) * time.Since(launchedAt).Seconds()
-		e.waitMemoryReleased(gpus, log)
+		e.waitMemoryReleased(gpus, fmt.Sprintf("trial %d of study %s", q.Trial, q.Study), log)
 	}()
 
 	startup, err := srv.WaitHealthy(ctx, startupTO)
@@ -437,7 +452,13 @@ func (e *Executor) runExec(ctx context.Context, q events.TrialQueued, gpus []int
 
 // waitMemoryReleased polls the inventory until the trial's GPUs use less than
 // a small residue, so the next trial does not OOM on memory still held.
-func (e *Executor) waitMemoryReleased(gpus []int, log zerolog.Logger) {
+func (e *Executor) waitMemoryReleased(gpus []int, after string, log zerolog.Logger) {
+	if e.cfg.Releaser != nil {
+		if q := e.cfg.Releaser.AwaitRelease(gpus, after); len(q) > 0 {
+			log.Warn().Ints("quarantined", q).Msg("GPU memory not released after the server stopped: quarantined")
+		}
+		return
+	}
 	if e.cfg.Inventory == nil {
 		return
 	}
