@@ -63,7 +63,9 @@ $(FAKENVML): sim/fakenvml/fakenvml.c
 	@mkdir -p $(dir $@)
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -o $@ $<
 
-test-fake-nvml: build-nvml fakenvml ## e2e: an NVML-enabled `sgtune up --runners 2` on a 4-GPU fake NVML host (disjoint GPUs, quarantine, NVML gone)
+test-fake-nvml: ## e2e: an NVML-enabled `sgtune up --runners 2` on a 4-GPU fake NVML host (disjoint GPUs, quarantine, NVML gone)
+	@bash scripts/need-cc.sh
+	$(MAKE) --no-print-directory build-nvml fakenvml
 	SGTUNE_NVML_BIN=$(abspath $(BIN)/sgtune) SGTUNE_FAKE_NVML_LIB=$(abspath $(dir $(FAKENVML))) \
 		$(GO) test -tags fakenvml -count=1 -timeout 15m -run FakeNVML -v ./e2e/
 
@@ -90,6 +92,8 @@ fmt: ## format all Go code
 lint: ## gofmt and go vet over every module
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags fakenvml ./e2e/...
+	@if command -v $(CC) >/dev/null 2>&1; then CGO_ENABLED=1 CGO_CFLAGS="$(NVML_CGO_CFLAGS)" $(GO) vet -tags nvml ./services/runner/...; fi
 
 vet: ## go vet over every module
 	$(GO) vet $(PKGS)
