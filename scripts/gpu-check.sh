@@ -97,6 +97,36 @@ PYEOF
 	awk -F', ' 'NR>1 {gsub(/ W/,"",$2); gsub(/ %/,"",$3); p+=$2; u+=$3; n++} END {if (n) printf "mean power %.0f W, mean utilisation %.0f%% over %d samples\n", p/n, u/n, n}' "$OUT/nvidia-smi.csv"
 fi
 
+step "GPU numbering: NVML index, PCI bus order, and what CUDA_DEVICE_ORDER=PCI_BUS_ID gives a server"
+# sgtune starts every server with CUDA_DEVICE_ORDER=PCI_BUS_ID and CUDA_VISIBLE_DEVICES=<NVML index>:
+# CUDA's device 0 must then be the GPU with that NVML index (same UUID), on every GPU.
+nvidia-smi --query-gpu=index,uuid,pci.bus_id,name --format=csv,noheader | tee "$OUT/nvidia-smi-gpus.csv"
+if [ -n "$PY" ]; then
+	ok=1
+	while IFS=', ' read -r idx uuid _; do
+		got=$(CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=$idx "$PY" -c 'import torch; print("GPU-" + str(torch.cuda.get_device_properties(0).uuid))' 2>/dev/null)
+		def=$(CUDA_VISIBLE_DEVICES=$idx "$PY" -c 'import torch; print("GPU-" + str(torch.cuda.get_device_properties(0).uuid))' 2>/dev/null)
+		echo "NVML index $idx = $uuid; CUDA with PCI_BUS_ID: $got; CUDA default order: $def"
+		[ "$got" = "$uuid" ] || ok=0
+	done < "$OUT/nvidia-smi-gpus.csv"
+	[ $ok = 1 ] && echo "CUDA_DEVICE_ORDER=PCI_BUS_ID: every index is the GPU NVML names" || echo "MISMATCH: a server would run on another GPU than reserved"
+else
+	echo "no PyTorch with CUDA: CUDA's numbering not checked"
+fi
+
+step "GPU hygiene: a GPU busy before the runner starts is quarantined, with the reason"
+if [ -n "$PY" ] && command -v timeout >/dev/null 2>&1; then
+	"$PY" -c 'import torch, time; x = torch.empty(4 << 30, dtype=torch.uint8, device="cuda"); time.sleep(60)' &
+	HOLDPID=$!
+	sleep 8
+	"$BIN" gpus --json | tee "$OUT/gpus-busy.json"; echo
+	# A runner against an unreachable NATS still reads and judges its GPUs first.
+	timeout 20 "$BIN" runner --nats-url nats://127.0.0.1:1 --log-level warn 2>&1 | grep -m1 -i "quarantined" || echo "(no quarantine line within 20 s)"
+	kill "$HOLDPID" 2>/dev/null; wait "$HOLDPID" 2>/dev/null
+else
+	echo "no PyTorch with CUDA: not checked"
+fi
+
 step "NVML device test"
 if [ -x bin/gpu-nvml.test ]; then
 	SGTUNE_NVML_DEVICE_TEST=1 bin/gpu-nvml.test -test.v -test.run 'NVML'
