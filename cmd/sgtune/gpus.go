@@ -144,6 +144,9 @@ func fleetHolders(ctx context.Context, js jetstream.JetStream, gpus []events.GPU
 	}
 	out := map[int]gpuHolder{}
 	lister, err := kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return out, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list the fleet: %w", err)
 	}
@@ -151,6 +154,7 @@ func fleetHolders(ctx context.Context, js jetstream.JetStream, gpus []events.GPU
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
+	_ = lister.Stop()
 	host, _ := os.Hostname()
 	for _, k := range keys {
 		st, _, err := natsx.GetJSON[events.RunnerStatus](ctx, kv, k)

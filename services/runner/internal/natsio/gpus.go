@@ -48,6 +48,9 @@ func (r *Runner) checkGPUsFree(ctx context.Context, kv jetstream.KeyValue, regis
 		return nil
 	}
 	lister, err := kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("list the fleet: %w", err)
 	}
@@ -55,6 +58,7 @@ func (r *Runner) checkGPUsFree(ctx context.Context, kv jetstream.KeyValue, regis
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
+	_ = lister.Stop()
 	for _, k := range keys {
 		other, rev, err := natsx.GetJSON[events.RunnerStatus](ctx, kv, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
