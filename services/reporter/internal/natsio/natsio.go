@@ -91,7 +91,7 @@ func FromResult(ev events.TrialResult) front.Outcome {
 		GPUs: ev.GPUs, GPUSeconds: ev.GPUSeconds, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
 		SGLangVersion: ev.SGLangVersion, ModelPathLoaded: ev.ModelPathLoaded, EffectiveParams: ev.EffectiveParams,
 		AdjustedParams: ev.AdjustedParams,
-		GPUUUIDs: ev.GPUUUIDs, DriverVersion: ev.DriverVersion, CUDAVersion: ev.CUDAVersion,
+		GPUUUIDs:       ev.GPUUUIDs, DriverVersion: ev.DriverVersion, CUDAVersion: ev.CUDAVersion,
 	}
 }
 
