@@ -90,8 +90,7 @@ func FromResult(ev events.TrialResult) front.Outcome {
 		LaunchCommand: ev.LaunchCommand, Runner: ev.Runner, Host: ev.Host, GPUModel: ev.GPUModel,
 		GPUs: ev.GPUs, GPUSeconds: ev.GPUSeconds, Backend: ev.Backend, StartedAt: ev.StartedAt, FinishedAt: ev.FinishedAt,
 		SGLangVersion: ev.SGLangVersion, ModelPathLoaded: ev.ModelPathLoaded, EffectiveParams: ev.EffectiveParams,
-		AdjustedParams: ev.AdjustedParams,
-		GPUUUIDs:       ev.GPUUUIDs, DriverVersion: ev.DriverVersion, CUDAVersion: ev.CUDAVersion,
+		AdjustedParams: ev.AdjustedParams, GPUUUIDs: ev.GPUUUIDs, DriverVersion: ev.DriverVersion, CUDAVersion: ev.CUDAVersion,
 	}
 }
 
