@@ -37,7 +37,7 @@ sampler: {startup_trials: 4, early_stop: true, seed: 7}
 `, command))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, errOut, err := runSgtune(t, ctx, "up", "--spec", spec, "--runners", "2",
+	out, errOut, err := runSgtune(t, ctx, "up", "--spec", spec, "--runners", "2", "--gpus", "8",
 		"--data-dir", filepath.Join(dir, "data"), "--output", filepath.Join(dir, "results.json"), "--quiet")
 	if err != nil {
 		t.Fatalf("sgtune up: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)

@@ -68,9 +68,12 @@ func lookupCommand(name string) (command, bool) {
 }
 
 const gpuFlagsDetails = `GPU counts: --device-num is the seed's rule, the most GPUs ONE TRIAL may use
-(tp_size x pp_size x dp_size <= N); --gpus (sgtune runner, sgtune gpus) is how
-many GPUs a simulated HOST has (a runner without NVML). On a real GPU host NVML
-gives the inventory and --gpus is not needed.`
+(tp_size x pp_size x dp_size <= N); --gpus N asks for a simulated HOST of N
+GPUs instead of NVML's. On a GPU host NVML gives the inventory (a binary from
+make build); without NVML, real servers are refused rather than given invented
+GPUs (--sim alone simulates). --gpu-ids LIST (NVML indices or UUIDs) or an
+inherited CUDA_VISIBLE_DEVICES restricts the GPUs; sgtune up --runners N splits
+them; GPUs another live runner holds are refused (exit 2).`
 
 const upDetails = `Runs the sampler, validator, reporter and --runners runners against an
 embedded NATS server whose store is --data-dir (or against --nats-url), shows
