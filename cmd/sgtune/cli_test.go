@@ -122,9 +122,9 @@ func TestClientsFailFastWithoutNATS(t *testing.T) {
 		{"front, wrong password", map[string]string{"NATS_USER": "sgtune", "NATS_PASSWORD": "wrong"}, []string{"front", "--nats-url", locked.ClientURL()},
 			[]string{"refused the credentials", "NATS_PASSWORD"}},
 		{"export, no credentials", nil, []string{"export", "--format", "json", "--nats-url", locked.ClientURL()}, []string{"refused the credentials"}},
-		{"up, nothing listening", nil, []string{"up", "--nats-url", nowhere, "--data-dir", t.TempDir(), "--quiet"}, []string{"no NATS server answered at " + nowhere}},
+		{"up, nothing listening", nil, []string{"up", "--gpus", "2", "--nats-url", nowhere, "--data-dir", t.TempDir(), "--quiet"}, []string{"no NATS server answered at " + nowhere}},
 		{"up, wrong password", map[string]string{"NATS_USER": "sgtune", "NATS_PASSWORD": "wrong"},
-			[]string{"up", "--nats-url", locked.ClientURL(), "--data-dir", t.TempDir(), "--quiet"}, []string{"refused the credentials"}},
+			[]string{"up", "--gpus", "2", "--nats-url", locked.ClientURL(), "--data-dir", t.TempDir(), "--quiet"}, []string{"refused the credentials"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
