@@ -138,32 +138,13 @@ func printGPUs(w io.Writer, out gpusReport) {
 // fleetHolders maps each of gpus to the live runner that holds it (by UUID;
 // a simulated GPU only to a runner of this host) and its state there.
 func fleetHolders(ctx context.Context, js jetstream.JetStream, gpus []events.GPU) (map[int]gpuHolder, error) {
-	kv, err := natsx.KV(ctx, js, events.BucketFleet)
+	runners, err := natsx.LiveRunners(ctx, js)
 	if err != nil {
 		return nil, err
 	}
 	out := map[int]gpuHolder{}
-	lister, err := kv.ListKeys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list the fleet: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
 	host, _ := os.Hostname()
-	for _, k := range keys {
-		st, _, err := natsx.GetJSON[events.RunnerStatus](ctx, kv, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, st := range runners {
 		for _, g := range gpus {
 			i := slices.IndexFunc(st.GPUs, func(o events.GPU) bool { return o.UUID == g.UUID })
 			if i < 0 || (g.Simulated && st.Host != host) {
