@@ -430,6 +430,10 @@ func (e *Executor) runExec(ctx context.Context, q events.TrialQueued, gpus []int
 	defer func() { res.GPUSeconds = float64(len(gpus)) * time.Since(began).Seconds() }()
 	out, err := execbackend.Run(ctx, e.cfg.BenchmarkCmd, env,
 		execbackend.Input{Study: q.Study, Trial: q.Trial, Params: q.Params, GPUs: gpus}, benchTO)
+	// The benchmark command may have used its GPUs too: the same release
+	// check as after a server (a GPU it left busy is quarantined).
+	e.waitMemoryReleased(gpus, fmt.Sprintf("the benchmark command of trial %d of study %s", q.Trial, q.Study),
+		e.cfg.Logger.With().Str("study", q.Study).Int("trial", q.Trial).Logger())
 	var f *execbackend.Failure
 	switch {
 	case errors.As(err, &f):
