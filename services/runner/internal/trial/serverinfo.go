@@ -94,7 +94,7 @@ func sameModel(asked, loaded string) bool {
 // static flags and derivedArgs, and lists (sorted) those whose effective
 // value differs from the one asked.
 func effectiveParams(q events.TrialQueued, server map[string]any) (events.Params, []string) {
-	asked := askedValues(q)
+	asked := foldAttentionBackends(askedValues(q))
 	names := append(slices.Sorted(maps.Keys(asked)), derivedArgs...)
 	eff := events.Params{}
 	var adjusted []string
@@ -117,6 +117,20 @@ func effectiveParams(q events.TrialQueued, server map[string]any) (events.Params
 		eff = nil
 	}
 	return eff, adjusted
+}
+
+// foldAttentionBackends applies SGLang's own folding to the asked values:
+// equal prefill and decode attention backends become attention_backend and
+// both are reported as None (shared/reference/sglang.md A.2), so a config
+// that asked for them is not listed as adjusted for the folding alone.
+func foldAttentionBackends(asked map[string]any) map[string]any {
+	p, d := asked["prefill_attention_backend"], asked["decode_attention_backend"]
+	if p == nil || p != d {
+		return asked
+	}
+	asked["attention_backend"] = p
+	asked["prefill_attention_backend"], asked["decode_attention_backend"] = nil, nil
+	return asked
 }
 
 // serverArg looks a ServerArgs field up under its name or a newer alias.

@@ -137,3 +137,36 @@ func TestSameValue(t *testing.T) {
 		}
 	}
 }
+
+func TestEffectiveParams_folded_attention_backends_are_not_adjustments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		givenParams      events.Params
+		givenServer      map[string]any
+		expectedAdjusted []string
+	}{
+		{name: "equal prefill and decode fold into attention_backend",
+			givenParams: events.Params{"prefill_attention_backend": "triton", "decode_attention_backend": "triton"},
+			givenServer: map[string]any{"attention_backend": "triton", "prefill_attention_backend": nil, "decode_attention_backend": nil}},
+		{name: "folding overrides an asked attention_backend",
+			givenParams: events.Params{"attention_backend": "fa3", "prefill_attention_backend": "triton", "decode_attention_backend": "triton"},
+			givenServer: map[string]any{"attention_backend": "triton", "prefill_attention_backend": nil, "decode_attention_backend": nil}},
+		{name: "a hybrid stays as asked",
+			givenParams: events.Params{"prefill_attention_backend": "fa3", "decode_attention_backend": "triton"},
+			givenServer: map[string]any{"attention_backend": "fa3", "prefill_attention_backend": "fa3", "decode_attention_backend": "triton"}},
+		{name: "a folded backend the server changed is an adjustment",
+			givenParams:      events.Params{"prefill_attention_backend": "triton", "decode_attention_backend": "triton"},
+			givenServer:      map[string]any{"attention_backend": "flashinfer", "prefill_attention_backend": nil, "decode_attention_backend": nil},
+			expectedAdjusted: []string{"attention_backend"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, adjusted := effectiveParams(events.TrialQueued{Params: tt.givenParams}, tt.givenServer)
+			if !slices.Equal(adjusted, tt.expectedAdjusted) {
+				t.Fatalf("adjusted = %v, want %v", adjusted, tt.expectedAdjusted)
+			}
+		})
+	}
+}
