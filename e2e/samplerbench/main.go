@@ -11,6 +11,7 @@
 //	samplerbench [-mode services|offline] [-surfaces a,b] [-variants gp-ehvi-par,...]
 //	             [-seeds 10] [-budget 100] [-workers 2] [-warm] [-quick] [-json FILE]
 //	samplerbench eval -surface NAME [-time-scale S]
+//	samplerbench -early-stop [-seeds 10] [-budget 100]
 //
 // -mode services (the default) runs every study through the real services
 // on an embedded NATS server, in process: sampler.Run, validator.Run, one
@@ -82,6 +83,7 @@ type options struct {
 	warmOnly     bool
 	jsonOut      string
 	timeScale    float64
+	earlyStop    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -104,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.warmOnly, "warm-only", false, "run the warm-start benchmark only")
 	fs.StringVar(&o.jsonOut, "json", "", "write every study's per-trial record here")
 	fs.Float64Var(&o.timeScale, "time-scale", 1.0/400, "services: real seconds per simulated second of a trial")
+	fs.BoolVar(&o.earlyStop, "early-stop", false, "run the early-stopping benchmark only (sampler.early_stop on and off, same seeds; offline)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -171,6 +174,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	if o.earlyStop {
+		return earlyStopBench(o, stdout, logf)
+	}
 	t0 := time.Now()
 	var all []runResult
 	problems := map[string]*problem{}

@@ -82,6 +82,17 @@ type Result struct {
 	// CacheHitRate is CachedTokens / TotalInputTokens.
 	CachedTokens int
 	CacheHitRate float64
+	// Requests are the measured requests' timelines, in the order sent
+	// (what a load generator sees of each: early stopping's benchmark
+	// rebuilds a partial measurement from them).
+	Requests []RequestTiming
+}
+
+// RequestTiming is one request's timeline in seconds from the benchmark's
+// start: sent, first token, last token; and its output tokens.
+type RequestTiming struct {
+	Send, First, Finish float64
+	Out                 int
 }
 
 // Metrics returns the result under bench_serving's JSONL names
@@ -181,6 +192,7 @@ func Evaluate(cfg Config, hw Hardware, m Model, w Workload) (Result, error) {
 		if r.out > 1 {
 			tpot = append(tpot, (r.finish-r.first)*1000/float64(r.out-1))
 		}
+		res.Requests = append(res.Requests, RequestTiming{Send: r.send, First: r.first, Finish: r.finish, Out: r.out})
 	}
 	start := 0.0
 	res.DurationS = end - start

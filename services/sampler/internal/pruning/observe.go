@@ -21,7 +21,7 @@ func Objectives(spec *study.Spec) []Objective {
 // scales its metric (a negative scale swaps the bounds), and each
 // constraint with its metric's.
 func Observe(spec *study.Spec, m events.Measurement) Observation {
-	obs := Observation{Requests: m.Requests, Fraction: m.Fraction}
+	obs := Observation{Requests: m.Requests, Fraction: m.Fraction, Step: m.Step}
 	for _, o := range spec.Objectives {
 		obs.Objectives = append(obs.Objectives, bound(m, o.Metric, o.Scale))
 	}

@@ -98,9 +98,11 @@ type Observation struct {
 	// Constraints are the study's SLOs with their measured metrics.
 	Constraints []Constraint
 	// Requests is how many measured requests the estimates rest on;
-	// Fraction the share of the trial's plan measured.
+	// Fraction the share of the trial's plan measured; Step the trial's
+	// checkpoint number (events.Measurement.Step, for the calibration).
 	Requests int
 	Fraction float64
+	Step     int
 }
 
 // Decision is the pruner's verdict on one observation.
@@ -151,7 +153,11 @@ func optimistic(b Bound, maximize bool, margin float64) float64 {
 // and either a constraint is missed even optimistically, or some front
 // member is at least as good as the trial's optimistic values in every
 // objective.
-func Decide(p Policy, objectives []Objective, front []Member, obs Observation) Decision {
+//
+// cal, when it has enough finished trials at obs.Step, replaces the noise
+// model's band on the objectives by the most favourable final/partial
+// ratio those trials showed (see Calibration); nil: the noise model alone.
+func Decide(p Policy, objectives []Objective, front []Member, obs Observation, cal *Calibration) Decision {
 	p = p.WithDefaults()
 	switch {
 	case len(obs.Objectives) != len(objectives):
@@ -207,6 +213,18 @@ func Decide(p Policy, objectives []Objective, front []Member, obs Observation) D
 			}
 		default:
 			opt[k] = optimistic(b, o.Maximize, margin)
+			if ratio, n := cal.band(obs.Step, k, o.Maximize); n >= MinCalibration {
+				// What finished trials of this study did after this step,
+				// widened by the noise floor; within the hard bounds.
+				w := 1 - p.NoiseFloor
+				if o.Maximize {
+					w = 1 + p.NoiseFloor
+				}
+				c := optimistic(Bound{Estimate: b.Estimate * ratio * w, Lower: b.Lower, Upper: b.Upper}, o.Maximize, 0)
+				if n >= MaxCalibration || better(c, opt[k], o.Maximize) {
+					opt[k] = c
+				}
+			}
 		}
 	}
 	if len(unknown) > 0 {
@@ -219,6 +237,13 @@ func Decide(p Policy, objectives []Objective, front []Member, obs Observation) D
 		}
 	}
 	return Decision{Optimistic: opt, Reason: fmt.Sprintf("its optimistic bound (%s) is not dominated", describe(objectives, opt))}
+}
+
+func better(a, b float64, maximize bool) bool {
+	if maximize {
+		return a > b
+	}
+	return a < b
 }
 
 // atLeastAsGood reports whether a is as good as b or better in every objective.

@@ -51,7 +51,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := pruning.Decide(p, objectives, tt.front, tt.given)
+			d := pruning.Decide(p, objectives, tt.front, tt.given, nil)
 			if d.Stop != tt.wantStop || !strings.Contains(d.Reason, tt.wantWhy) {
 				t.Errorf("stop %v (%s), want %v (%q)", d.Stop, d.Reason, tt.wantStop, tt.wantWhy)
 			}
@@ -64,12 +64,12 @@ func TestDecideHardBounds(t *testing.T) {
 	// A mix's worst TTFT so far (0.12 s, measured) bounds the final worst
 	// from below: the noise band cannot take it under trial 3's 0.10 s.
 	o := obs(0.12, 3000, 100, 0.5)
-	if d := pruning.Decide(pruning.Policy{}, objectives, front, o); d.Stop {
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil); d.Stop {
 		t.Fatalf("without the bound the estimate is within noise: %s", d.Reason)
 	}
 	o.Objectives[0].Lower = 0.12
 	o.Objectives[1].Upper = 3000
-	d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+	d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil)
 	if !d.Stop || d.Optimistic[0] != 0.12 || d.Optimistic[1] != 3000 {
 		t.Fatalf("with the hard bounds: stop %v, optimistic %v (%s)", d.Stop, d.Optimistic, d.Reason)
 	}
@@ -100,7 +100,7 @@ func TestDecideConstraints(t *testing.T) {
 				o.Objectives[0] = pruning.Estimate(math.NaN())
 			}
 			o.Constraints = []pruning.Constraint{tt.c}
-			d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+			d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil)
 			if d.Stop != tt.wantStop {
 				t.Errorf("stop %v (%s), want %v", d.Stop, d.Reason, tt.wantStop)
 			}
@@ -129,12 +129,12 @@ func TestDecideOnBoundsAlone(t *testing.T) {
 		{Estimate: math.NaN(), Lower: 0.2, Upper: math.NaN()},
 		{Estimate: math.NaN(), Lower: math.NaN(), Upper: 2000},
 	}}
-	d := pruning.Decide(pruning.Policy{}, objectives, front, o)
+	d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil)
 	if !d.Stop || math.Abs(d.Optimistic[0]-0.18) > 1e-9 || math.Abs(d.Optimistic[1]-2200) > 1e-9 {
 		t.Fatalf("stop %v optimistic %v (%s): want stopped at (0.18 s, 2200 tok/s)", d.Stop, d.Optimistic, d.Reason)
 	}
 	o.Objectives[1].Upper = 3500 // above trial 3's 3000: could still join the front
-	if d := pruning.Decide(pruning.Policy{}, objectives, front, o); d.Stop {
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil); d.Stop {
 		t.Fatalf("stopped with a bound above the front: %s", d.Reason)
 	}
 }
@@ -163,8 +163,41 @@ func TestObserveScalesLikeTheObjectives(t *testing.T) {
 	// p99 TTFT 700 ms against its SLO of 500 is within noise after 40
 	// requests (optimistically 700 x (1 - 2 x 0.166) = 467 ms); the
 	// objectives decide: optimistically 0.17 s and 1980 tok/s, dominated.
-	d := pruning.Decide(pruning.Policy{}, objs, front, o)
+	d := pruning.Decide(pruning.Policy{}, objs, front, o, nil)
 	if !d.Stop {
 		t.Fatalf("0.25 s TTFT against trial 3's 0.10 s, throughput at most 1800 x 1.1 against its 3000: %s", d.Reason)
+	}
+}
+
+func TestDecideWithCalibration(t *testing.T) {
+	t.Parallel()
+	// 20% behind trial 3 in both objectives after 40 requests: within the
+	// noise model's band (2 x 0.166).
+	o := obs(0.12, 2400, 40, 0.3)
+	o.Step = 2
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, nil); d.Stop {
+		t.Fatalf("no calibration: %s", d.Reason)
+	}
+	// Finished trials of this study measured within 2 % of their final
+	// values at step 2: the band shrinks to that (and the 5 % floor).
+	var tight pruning.Calibration
+	for i := range 25 {
+		f := 1 + 0.02*float64(i%3-1)
+		tight.Add(2, []float64{0.1, 1000}, []float64{0.1 * f, 1000 * f})
+	}
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, &tight); !d.Stop {
+		t.Fatalf("calibrated (%d trials, ratios within 2 %%): %s", tight.Samples(2), d.Reason)
+	}
+	// One finished trial's TTFT fell to 40 % of its step-2 value: a trial
+	// could still get there, and is not stopped.
+	wide := tight
+	wide.Add(2, []float64{0.25, 1000}, []float64{0.1, 1000})
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, &wide); d.Stop {
+		t.Fatalf("a finished trial showed TTFT dropping to 40 %%: %s", d.Reason)
+	}
+	// Another step has no calibration: the noise model decides.
+	o.Step = 4
+	if d := pruning.Decide(pruning.Policy{}, objectives, front, o, &tight); d.Stop {
+		t.Fatalf("uncalibrated step: %s", d.Reason)
 	}
 }

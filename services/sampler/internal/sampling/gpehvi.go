@@ -101,6 +101,16 @@ func (a *gpEHVI) sample(v *view) []int {
 		bestTrials[i] = train[j]
 	}
 	train = pickTraining(train, rank, maxGPTrain)
+	// Trials stopped early (sampler.early_stop) teach the surrogate what
+	// they measured: their partial objectives, dominated when they were
+	// stopped. They are never heads of the search nor on the front below.
+	for _, t := range trials {
+		if t.status == statusPruned && t.x != nil && len(t.partial) == m && allFinite(t.partial) && len(train) < maxGPTrain {
+			c := *t
+			c.y = t.partial
+			train = append(train, &c)
+		}
+	}
 	var pending [][]int
 	for _, t := range trials {
 		if t.status == statusPending && t.x != nil {

@@ -39,6 +39,10 @@ func (s *Study) PruneFront() []pruning.Member {
 // still reach the front (pruning.Decide).
 func (s *Study) ShouldStop(trialNumber int, m events.Measurement, p pruning.Policy) pruning.Decision {
 	t, ok := s.h.byNumber[trialNumber]
+	obs := pruning.Observe(&s.spec, m)
+	if ok && t.status == statusPending {
+		s.es.measured(trialNumber, obs)
+	}
 	switch {
 	case !ok:
 		return pruning.Decision{Reason: fmt.Sprintf("trial %d is not known", trialNumber)}
@@ -55,5 +59,44 @@ func (s *Study) ShouldStop(trialNumber int, m events.Measurement, p pruning.Poli
 	if len(front) == 0 {
 		return pruning.Decision{Reason: "no feasible front yet"}
 	}
-	return pruning.Decide(p, pruning.Objectives(&s.spec), front, pruning.Observe(&s.spec, m))
+	return pruning.Decide(p, pruning.Objectives(&s.spec), front, obs, &s.es.cal)
+}
+
+// earlyStop is the study's early-stopping memory: the objective estimates
+// each running trial reported at each checkpoint step, turned into the
+// calibration's final/partial ratios when the trial completes.
+type earlyStop struct {
+	partial map[int]map[int][]float64 // trial -> step -> objective estimates
+	cal     pruning.Calibration
+}
+
+func (e *earlyStop) measured(trialNumber int, obs pruning.Observation) {
+	vals := make([]float64, len(obs.Objectives))
+	for k, b := range obs.Objectives {
+		vals[k] = b.Estimate
+	}
+	if e.partial == nil {
+		e.partial = map[int]map[int][]float64{}
+	}
+	if e.partial[trialNumber] == nil {
+		e.partial[trialNumber] = map[int][]float64{}
+	}
+	e.partial[trialNumber][obs.Step] = vals
+}
+
+// finished feeds a completed trial's measurements to the calibration (a
+// pruned, failed or rejected one teaches it nothing: it has no final value).
+func (e *earlyStop) finished(t *trial, o Outcome, dirs []study.Direction) {
+	steps, ok := e.partial[t.number]
+	if !ok {
+		return
+	}
+	delete(e.partial, t.number)
+	if o.Kind != Completed || len(t.ownY) == 0 {
+		return
+	}
+	final := study.MinForm(t.ownY, dirs)
+	for step, vals := range steps {
+		e.cal.Add(step, vals, final)
+	}
 }

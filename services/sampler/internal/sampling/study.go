@@ -92,6 +92,9 @@ type Study struct {
 	askedAt  map[int]int    // trial number -> outcomes told when it was proposed
 	causeAt  map[string]int // failure key -> outcomes told when it was first seen
 	deprecat string
+	// early stopping (prune.go): what running trials measured, and what
+	// finished ones teach about partial measurements.
+	es earlyStop
 }
 
 // NewStudy builds an empty study for spec (validated by the caller).
@@ -370,6 +373,7 @@ func (s *Study) Tell(o Outcome) error {
 	}
 	s.c.InFlight--
 	s.c.GPUSeconds += o.GPUSeconds
+	s.es.finished(t, o, s.spec.Directions())
 	switch t.status {
 	case statusCompleted:
 		s.c.Completed++
