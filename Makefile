@@ -30,7 +30,7 @@ BENCH_TARGETS :=
 -include services/sampler/bench.mk
 -include deploy/compose.mk
 
-.PHONY: all build build-nvml build-static fakenvml test-fake-nvml run test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane bench-durability e2e-faults clean help
+.PHONY: all build build-nvml build-static fakenvml test-fake-nvml run run-capacity test test-deps test-race lint vet fmt check-imports verify-modules tidy bench bench-controlplane bench-durability e2e-faults clean help
 
 all: lint test build
 
@@ -76,6 +76,12 @@ run: build ## run a whole simulated study on the embedded NATS (about a minute)
 	$(BIN)/sgtune up --sim --gpus $(SIM_GPUS) --spec $(SPEC) --n-trials $(N_TRIALS) --runners $(RUNNERS) \
 		--startup-timeout $(SIM_STARTUP_TIMEOUT) --benchmark-timeout $(SIM_BENCHMARK_TIMEOUT) \
 		--data-dir .sgtune/quickstart --output results.json
+
+run-capacity: build ## capacity per GPU under p99 TTFT/TPOT SLOs on the simulator (about a minute): the front with each member's capacity
+	rm -rf .sgtune/capacity
+	$(BIN)/sgtune up --sim --spec deploy/specs/capacity.yaml --runners $(RUNNERS) \
+		--startup-timeout $(SIM_STARTUP_TIMEOUT) --benchmark-timeout $(SIM_BENCHMARK_TIMEOUT) \
+		--data-dir .sgtune/capacity --output results-capacity.json
 
 test: test-deps ## run every test of every module
 	$(GO) test $(TESTFLAGS) $(PKGS)
@@ -123,4 +129,4 @@ bench-durability: ## outcomes/s with and without fsync on every write (docs/benc
 	$(GO) test -run XXX -bench BenchmarkOutcomes -benchtime 2000x -count 5 ./pkg/natsx/embedded/
 
 clean: ## remove build outputs and the quickstart data
-	rm -rf $(BIN) .sgtune results.json
+	rm -rf $(BIN) .sgtune results.json results-capacity.json

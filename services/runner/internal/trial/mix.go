@@ -262,6 +262,10 @@ func (m *measurer) emit(meas events.Measurement) {
 		meas.Metrics = map[string]float64{}
 	}
 	meas.Metrics["startup_seconds"] = m.startup
+	// Per-GPU twins of the rates (and of their bounds), as results have them.
+	study.AddPerGPU(meas.Metrics, nil, m.q.GPUs)
+	study.AddPerGPU(meas.Lower, nil, m.q.GPUs)
+	study.AddPerGPU(meas.Upper, nil, m.q.GPUs)
 	m.observe(meas)
 }
 
@@ -329,14 +333,11 @@ func (m *measurer) capacityBounds(meas *events.Measurement) {
 			lowFail = p
 		}
 	}
-	gpus := float64(max(m.q.GPUs, 1))
 	if lowFail != nil {
 		meas.Upper = map[string]float64{study.CapacityMetric(c.Search): lowFail.Level()}
 		if v, ok := lowFail.Metrics["output_throughput"]; ok {
 			meas.Upper["capacity_output_throughput"] = v
-			meas.Upper["capacity_output_throughput_per_gpu"] = v / gpus
 			meas.Upper["output_throughput"] = v
-			meas.Upper["output_throughput_per_gpu"] = v / gpus
 		}
 	}
 	if highMet != nil {
