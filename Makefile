@@ -79,7 +79,7 @@ run: build ## run a whole simulated study on the embedded NATS (about a minute)
 
 run-capacity: build ## capacity per GPU under p99 TTFT/TPOT SLOs on the simulator (about a minute): the front with each member's capacity
 	rm -rf .sgtune/capacity
-	$(BIN)/sgtune up --sim --spec deploy/specs/capacity.yaml --runners $(RUNNERS) \
+	$(BIN)/sgtune up --sim --gpus $(SIM_GPUS) --spec deploy/specs/capacity.yaml --runners $(RUNNERS) \
 		--startup-timeout $(SIM_STARTUP_TIMEOUT) --benchmark-timeout $(SIM_BENCHMARK_TIMEOUT) \
 		--data-dir .sgtune/capacity --output results-capacity.json
 
