@@ -33,7 +33,7 @@ func TestCapacityPreset(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	out, errOut, err := runSgtune(t, ctx, "up", "--spec", spec, "--n-trials", "6", "--runners", "2",
+	out, errOut, err := runSgtune(t, ctx, "up", "--spec", spec, "--n-trials", "6", "--runners", "2", "--gpus", "8",
 		"--startup-timeout", "60s", "--benchmark-timeout", "120s",
 		"--data-dir", filepath.Join(dir, "data"), "--output", filepath.Join(dir, "results.json"), "--quiet")
 	if err != nil {

@@ -21,7 +21,7 @@ func TestStudyStopsHopelessTrialsEarly(t *testing.T) {
 	dir := t.TempDir()
 	command, launches := countingSim(t, dir)
 	spec := writeFile(t, dir, "early.yaml", fmt.Sprintf(`study_name: early-stop-e2e
-n_trials: 16
+n_trials: 20
 device_num: 4
 rules: {sets: [seed, sglang, hardware]}
 model:
@@ -67,8 +67,8 @@ sampler: {startup_trials: 4, early_stop: true, seed: 7}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.NTrials != 16 {
-		t.Fatalf("n_trials = %d, want 16 (pruned trials count)", res.NTrials)
+	if res.NTrials != 20 {
+		t.Fatalf("n_trials = %d, want 20 (pruned trials count)\nstdout:\n%s\nstderr:\n%s", res.NTrials, out, errOut)
 	}
 	if n := countLines(t, launches); n != res.NTrials {
 		t.Errorf("%d launches for %d benchmarked trials", n, res.NTrials)
