@@ -126,3 +126,71 @@ func TestLivePageInChromium(t *testing.T) {
 	}
 	t.Logf("live page: %s; %d points, front of %d; screenshot in %s", dom.Summary, dom.Points, dom.FrontCount, filepath.Join(artifactsDir(t), "live-page.png"))
 }
+
+// TestCapacityCurvesInChromium runs the capacity preset (deploy/specs/
+// capacity.yaml) with the live page and checks, in headless Chromium, the
+// load-curves panel: each front member's p99 TTFT and TPOT against
+// concurrency as lines inside the axes, the SLO bounds as dashed lines, the
+// capacity marked; a screenshot goes to bin/artifacts/capacity-curves.png.
+func TestCapacityCurvesInChromium(t *testing.T) {
+	browser := startChromium(t, 1400, 2600)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, sgtuneBin, "up", "--sim", "--gpus", "8", "--spec", filepath.Join("..", "deploy", "specs", "capacity.yaml"),
+		"--n-trials", "6", "--runners", "2", "--startup-timeout", "60s", "--benchmark-timeout", "120s",
+		"--data-dir", filepath.Join(dir, "data"), "--output", filepath.Join(dir, "results.json"),
+		"--listen", "127.0.0.1:0", "--http", fmt.Sprintf("127.0.0.1:%d", port), "--quiet")
+	var upErr strings.Builder
+	up.Stderr = &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = up.Wait()
+	})
+	eventually(t, time.Minute, "the page to answer", func() bool {
+		resp, err := http.Get(base)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	browser.navigate(base + "?poll=300")
+	browser.waitEval(ctx, 5*time.Minute, "the load curves of the front",
+		`document.querySelectorAll("#panel-curves polyline.curve-line").length > 0 && document.querySelectorAll("#panel-curves line.slo").length === 2`)
+	var dom struct {
+		Members, Lines, Points, Outside, SLO, Capacity int
+		Legend                                         string
+	}
+	browser.eval(`(function () {
+		var outside = 0, points = 0;
+		document.querySelectorAll("#panel-curves svg").forEach(function (s) {
+			var vb = s.viewBox.baseVal, box = {l: 56, r: vb.width - 12, t: 14, b: vb.height - 40};
+			s.querySelectorAll("circle.curve-point").forEach(function (c) {
+				points++;
+				var x = +c.getAttribute("cx"), y = +c.getAttribute("cy");
+				if (x < box.l - 0.5 || x > box.r + 0.5 || y < box.t - 0.5 || y > box.b + 0.5) outside++;
+			});
+		});
+		return {
+			Members: window.sgtune.data.panels.curves.members.length,
+			Lines: document.querySelectorAll("#panel-curves polyline.curve-line").length,
+			Points: points, Outside: outside,
+			SLO: document.querySelectorAll("#panel-curves line.slo").length,
+			Capacity: document.querySelectorAll("#panel-curves line.capacity").length,
+			Legend: document.querySelector("#panel-curves .legend").textContent,
+		};
+	})()`, &dom)
+	browser.screenshot(filepath.Join(artifactsDir(t), "capacity-curves.png"))
+	if dom.Members < 1 || dom.Lines < 2*dom.Members || dom.Points < 4*dom.Members || dom.Outside != 0 {
+		t.Errorf("curves: %d members, %d lines, %d points (%d outside the axes)", dom.Members, dom.Lines, dom.Points, dom.Outside)
+	}
+	if dom.SLO != 2 || dom.Capacity < 2*dom.Members || !strings.Contains(dom.Legend, "capacity") || !strings.Contains(dom.Legend, "tok/s per GPU") {
+		t.Errorf("%d SLO lines, %d capacity marks, legend %q", dom.SLO, dom.Capacity, dom.Legend)
+	}
+}

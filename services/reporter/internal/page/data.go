@@ -25,9 +25,11 @@ type Data struct {
 	Objectives  []front.ObjectiveInfo `json:"objectives"`
 	Counts      front.Counts          `json:"counts"`
 	Hypervolume float64               `json:"hypervolume"`
-	Reference   map[string]float64    `json:"reference_point,omitempty"`
-	Baseline    *int                  `json:"baseline,omitempty"`
-	Trials      []Trial               `json:"trials"`
+	// GPUHours is the GPU time the study's trials held.
+	GPUHours  float64            `json:"gpu_hours,omitempty"`
+	Reference map[string]float64 `json:"reference_point,omitempty"`
+	Baseline  *int               `json:"baseline,omitempty"`
+	Trials    []Trial            `json:"trials"`
 	// Running are the trials a runner runs now (from their last progress report).
 	Running []Trial  `json:"running"`
 	Front   []Member `json:"front"`
@@ -106,7 +108,7 @@ func Build(doc front.ResultsDoc, spec study.Spec, st Status, now time.Time) Data
 		Objectives: doc.Objectives, Counts: doc.Counts, Hypervolume: doc.Hypervolume, Reference: doc.ReferencePoint,
 		Trials: make([]Trial, 0, len(doc.Trials)), Front: make([]Member, 0, len(doc.ParetoFront)),
 		HV: make([][2]float64, 0, len(doc.HypervolumeHistory)), Failures: orEmpty(doc.Counts.FailedByClass),
-		Rejections: orEmpty(doc.Counts.RejectedByRule), UpdatedAt: doc.UpdatedAt, Now: now,
+		Rejections: orEmpty(doc.Counts.RejectedByRule), UpdatedAt: doc.UpdatedAt, Now: now, GPUHours: doc.GPUHours,
 	}
 	if d.Budget == 0 {
 		d.Budget = spec.NTrials
@@ -146,6 +148,9 @@ func Build(doc front.ResultsDoc, spec study.Spec, st Status, now time.Time) Data
 		d.HV = append(d.HV, [2]float64{float64(h.Benchmarked), h.Hypervolume})
 	}
 	d.Effects = Effects(doc, spec.Space)
+	if c := curvesPanel(doc); c != nil {
+		d.Panels = map[string]any{PanelCurves: c}
+	}
 	return d
 }
 

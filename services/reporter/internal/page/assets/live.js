@@ -123,6 +123,8 @@
       c.failed + " failed", c.rejected + " rejected", d.in_flight + " in flight",
       "front " + d.front.length, "hypervolume " + fmt(d.hypervolume),
     ];
+    if (c.pruned) parts.splice(3, 0, c.pruned + " pruned");
+    if (d.gpu_hours) parts.push(fmt(d.gpu_hours) + " GPU-hours");
     if (d.stop_reason) parts.push((d.status === "waiting" ? "" : "stopped: ") + d.stop_reason);
     document.getElementById("summary").textContent = parts.join(" · ");
     document.body.dataset.benchmarked = c.benchmarked;
@@ -349,6 +351,73 @@
     drawTable(d);
     drawPanels(d);
   }
+
+  // ---- load curves (a ladder or a capacity search) --------------------------
+
+  // Each front member's p99 (solid) and mean (dotted) TTFT and TPOT against
+  // load, the SLO bounds as dashed lines, each member's capacity as a
+  // vertical mark; levels that missed the SLO are hollow.
+  var curveColors = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
+  function drawCurves(body, c, d) {
+    body.textContent = "";
+    var axisLabel = c.axis === "request_rate" ? "request rate (req/s)" : "concurrency";
+    var legend = el("div", { class: "legend" }, body);
+    c.members.forEach(function (m, i) {
+      var cap = m.capacity ? " · capacity " + fmt(m.capacity.level) +
+        (m.capacity.output_throughput_per_gpu !== undefined ? " (" + fmt(m.capacity.output_throughput_per_gpu) + " tok/s per GPU)" : "") : "";
+      var item = el("span", { class: "legend-item" }, legend);
+      el("span", { class: "swatch", style: "background:" + curveColors[i % curveColors.length] }, item);
+      el("span", {}, item, "trial " + m.n + cap);
+    });
+    var row = el("div", { class: "curves" }, body);
+    [["ttft", "TTFT (ms)"], ["tpot", "TPOT (ms)"]].forEach(function (q) {
+      var p99 = "p99_" + q[0] + "_ms", mean = "mean_" + q[0] + "_ms";
+      var holder = el("div", { class: "curve", "data-metric": q[0] }, row);
+      var W = 460, H = 260, box = { l: 56, r: W - 12, t: 14, b: H - 40 };
+      var s = svg(holder, W, H);
+      var xs = [], ys = [];
+      c.members.forEach(function (m) {
+        m.curve.forEach(function (p) {
+          xs.push(p.level);
+          if (p[p99] !== undefined) ys.push(p[p99]);
+          if (p[mean] !== undefined) ys.push(p[mean]);
+        });
+        if (m.capacity && m.capacity.level > 0) xs.push(m.capacity.level);
+      });
+      var bound = c.slo && c.slo[p99];
+      if (bound) ys.push(bound);
+      ys.push(0);
+      var ax = axes(s, box, range(xs), range(ys), axisLabel, q[1]);
+      if (bound) {
+        svgEl("line", { class: "slo", x1: box.l, x2: box.r, y1: ax.sy(bound), y2: ax.sy(bound) }, s);
+        svgEl("text", { class: "slo-label", x: box.r - 4, y: ax.sy(bound) - 4, "text-anchor": "end" }, s, "SLO p99 ≤ " + fmt(bound) + " ms");
+      }
+      c.members.forEach(function (m, i) {
+        var color = curveColors[i % curveColors.length];
+        [[p99, ""], [mean, "4 3"]].forEach(function (k) {
+          var pts = m.curve.filter(function (p) { return p[k[0]] !== undefined; });
+          if (pts.length > 1) {
+            svgEl("polyline", { class: "curve-line", fill: "none", stroke: color, "stroke-dasharray": k[1],
+              points: pts.map(function (p) { return ax.sx(p.level) + "," + ax.sy(p[k[0]]); }).join(" ") }, s);
+          }
+        });
+        m.curve.forEach(function (p) {
+          if (p[p99] === undefined) return;
+          var dot = svgEl("circle", { class: "curve-point", cx: ax.sx(p.level), cy: ax.sy(p[p99]), r: 4, stroke: color,
+            fill: p.slo_met === false ? "white" : color }, s);
+          hover(dot, function () {
+            return "<b>trial " + m.n + "</b> at " + esc(axisLabel) + " " + fmt(p.level) + "<br>p99 " + q[0].toUpperCase() + " " + fmt(p[p99]) +
+              " ms, mean " + fmt(p[mean]) + " ms" + (p.output_throughput !== undefined ? "<br>" + fmt(p.output_throughput) + " output tok/s" : "") +
+              (p.slo_met === undefined ? "" : "<br>SLO " + (p.slo_met ? "met" : "missed")) + (p.error ? "<br>failed: " + esc(p.error) : "");
+          });
+        });
+        if (m.capacity && m.capacity.level > 0) {
+          svgEl("line", { class: "capacity", x1: ax.sx(m.capacity.level), x2: ax.sx(m.capacity.level), y1: box.t, y2: box.b, stroke: color }, s);
+        }
+      });
+    });
+  }
+  sgtune.panel("curves", "Latency against load (front members)", drawCurves);
 
   // ---- updates -------------------------------------------------------------
 
