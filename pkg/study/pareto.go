@@ -76,7 +76,12 @@ func ParetoFront(points [][]float64, dirs []Direction) []int {
 
 // NonDominatedSort splits points into fronts (Deb's fast non-dominated sort):
 // fronts[0] is the Pareto front, fronts[1] the front once fronts[0] is removed, ...
+//
+// Two objectives take O(n log n) (nonDominatedSort2), more take O(n²).
 func NonDominatedSort(points [][]float64, dirs []Direction) [][]int {
+	if len(dirs) == 2 {
+		return nonDominatedSort2(points, dirs)
+	}
 	n := len(points)
 	dominatedBy := make([]int, n)
 	dominates := make([][]int, n)
@@ -220,4 +225,45 @@ func hvMin(pts [][]float64, ref []float64) float64 {
 		}
 	}
 	return vol
+}
+
+// nonDominatedSort2 is NonDominatedSort for two objectives: points in
+// order of the first objective (then the second), each joins the first
+// front none of whose points dominates it. A front's last point is its
+// best in the second objective, and those are non-decreasing from front to
+// front, so the front is found by binary search.
+func nonDominatedSort2(points [][]float64, dirs []Direction) [][]int {
+	n := len(points)
+	pts := make([][2]float64, n)
+	idx := make([]int, n)
+	for i, p := range points {
+		pts[i] = [2]float64{MinFormValue(p[0], dirs[0]), MinFormValue(p[1], dirs[1])}
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		pa, pb := pts[idx[a]], pts[idx[b]]
+		if pa[0] != pb[0] {
+			return pa[0] < pb[0]
+		}
+		return pa[1] < pb[1]
+	})
+	var fronts [][]int
+	var last [][2]float64
+	for _, i := range idx {
+		p := pts[i]
+		r := sort.Search(len(fronts), func(r int) bool {
+			l := last[r]
+			return !(l[1] < p[1] || (l[1] == p[1] && l[0] < p[0]))
+		})
+		if r == len(fronts) {
+			fronts = append(fronts, nil)
+			last = append(last, p)
+		}
+		fronts[r] = append(fronts[r], i)
+		last[r] = p
+	}
+	for _, f := range fronts {
+		sort.Ints(f)
+	}
+	return fronts
 }

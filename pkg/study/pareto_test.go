@@ -2,6 +2,7 @@ package study_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -78,5 +79,26 @@ func TestHypervolume(t *testing.T) {
 	want := 1*1*0.5 + 0.5*0.5*1 - 0.5*0.5*0.5
 	if math.Abs(got-want) > 1e-9 {
 		t.Errorf("3-D: got %v, want %v", got, want)
+	}
+}
+
+// TestNonDominatedSortTwoObjectivesMatchesTheGeneralSort checks the
+// two-objective fast path against Deb's sort (three objectives with a
+// constant third) on random points with ties and duplicates.
+func TestNonDominatedSortTwoObjectivesMatchesTheGeneralSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 200 {
+		n := 1 + rng.IntN(60)
+		pts2 := make([][]float64, n)
+		pts3 := make([][]float64, n)
+		for i := range n {
+			a, b := float64(rng.IntN(8)), float64(rng.IntN(8))
+			pts2[i], pts3[i] = []float64{a, b}, []float64{a, b, 0}
+		}
+		got := study.NonDominatedSort(pts2, ttftTPS)
+		want := study.NonDominatedSort(pts3, []study.Direction{study.Minimize, study.Maximize, study.Minimize})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("trial %d: points %v\n got %v\nwant %v", trial, pts2, got, want)
+		}
 	}
 }

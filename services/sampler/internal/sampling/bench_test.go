@@ -2,7 +2,9 @@ package sampling
 
 import (
 	"github.com/rs/zerolog"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sgtune/sgtune/pkg/study"
 )
@@ -47,11 +49,13 @@ func BenchmarkPropose1000(b *testing.B) {
 		b.Run(algo, func(b *testing.B) {
 			s, _, _ := studyWith(b, algo, 1000)
 			b.ResetTimer()
+			c0 := cpuTime()
 			for b.Loop() {
 				if _, err := s.Propose(1); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, c0)
 		})
 	}
 }
@@ -61,6 +65,8 @@ func BenchmarkRestore10000(b *testing.B) {
 	_, props, outs := studyWith(b, study.AlgoRandom, 10000)
 	sp := study.Default()
 	b.ResetTimer()
+	c0 := cpuTime()
+	defer func() { reportCPU(b, c0) }()
 	for b.Loop() {
 		s, err := NewStudy(sp, Options{})
 		if err != nil {
@@ -89,6 +95,7 @@ func BenchmarkPropose256InFlight(b *testing.B) {
 			}
 			i := 0
 			b.ResetTimer()
+			c0 := cpuTime()
 			for b.Loop() {
 				p := pending[0]
 				pending = pending[1:]
@@ -104,6 +111,24 @@ func BenchmarkPropose256InFlight(b *testing.B) {
 				}
 				pending = append(pending, props...)
 			}
+			reportCPU(b, c0)
 		})
 	}
+}
+
+// cpuTime is the process's user+system CPU time so far: on the shared
+// machine (load far above its cores) wall-clock time per operation says more
+// about the neighbours than about the sampler, so the benchmarks also report
+// CPU time per operation (cpu-ms/op).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per iteration since start.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }

@@ -34,10 +34,6 @@ import (
 //     fills up however many launches fail; parameters are the values'
 //     indices mapped to [0, 1] (index i of K at (i+0.5)/K), so one step
 //     size fits parameters of any number of values.
-//
-// Numeric parameters whose values are listed in increasing order are
-// integer distributions for TPE (its Parzen estimator then carries what it
-// saw at tp 4 to tp 8); the others are categorical.
 type goptunaProposer struct {
 	algo  string
 	store *viewStorage
@@ -46,6 +42,14 @@ type goptunaProposer struct {
 	cma   *cmaes.Sampler
 	rng   *rand.Rand
 	dists []any // per parameter: what TPE samples
+	// last is the configuration last proposed and version the history's
+	// version then; avoid are the configurations the study asked again
+	// for at this version (a duplicate or a known failure), shown to TPE
+	// as bad trials so it moves on: with at most 24 choices goptuna's TPE
+	// scores every choice, so the same history gives the same proposal.
+	last    []int
+	version int
+	avoid   [][]int
 }
 
 // draftID is the goptuna trial ID of the trial being proposed: goptuna's
@@ -77,6 +81,12 @@ func newGoptunaProposer(algo string, h *history, seed int64, logger zerolog.Logg
 			}
 		}
 		p.cma = cmaes.NewSampler(cmaes.SamplerOptionSeed(seed), cmaes.SamplerOptionInitialMean(mean))
+	case study.AlgoScalarizedTPE:
+		// A scalarisation changes with every proposal, so its "good" set is
+		// noisier than a single objective's: a fifth of the trials (goptuna's
+		// default is a tenth).
+		p.tpe = tpe.NewSampler(tpe.SamplerOptionSeed(seed), tpe.SamplerOptionNumberOfStartupTrials(0),
+			tpe.SamplerOptionGammaFunc(func(n int) int { return min(25, int(math.Ceil(0.2*float64(n)))) }))
 	default:
 		p.tpe = tpe.NewSampler(tpe.SamplerOptionSeed(seed), tpe.SamplerOptionNumberOfStartupTrials(0))
 	}
@@ -84,9 +94,15 @@ func newGoptunaProposer(algo string, h *history, seed int64, logger zerolog.Logg
 	return p, nil
 }
 
-// tpeDistribution is parameter j's distribution for goptuna's TPE: integer
-// over the indices when its values are numbers listed in increasing order,
-// else categorical.
+// tpeDistribution is parameter j's distribution for goptuna's TPE: an
+// integer distribution over the indices when its values are numbers listed
+// in increasing order (TPE's Parzen estimator then carries what it saw at
+// tp 4 to tp 8), else categorical.
+//
+// goptuna's TPE draws numeric values with the package-level math/rand,
+// which Go seeds at random: studies with tpe and scalarized-tpe are not
+// reproducible bit for bit (the others are). For a categorical parameter
+// of up to 24 choices it scores every choice and draws nothing.
 func tpeDistribution(c *codec, j int) any {
 	vals := c.values[j]
 	ordered := len(vals) >= 3
@@ -121,8 +137,13 @@ func (p *goptunaProposer) propose(v *view) ([]int, string, map[string]string) {
 	if !ok {
 		return nil, "", nil
 	}
+	if p.version != v.version {
+		p.version, p.avoid = v.version, nil
+	} else if p.last != nil {
+		p.avoid = append(p.avoid, p.last)
+	}
 	cmaMode := p.algo == study.AlgoCMAES
-	if err := p.store.load(v, values, cmaMode, p.dists); err != nil {
+	if err := p.store.load(v, values, cmaMode, p.dists, p.avoid); err != nil {
 		return nil, "", nil
 	}
 	draft := goptuna.FrozenTrial{ID: draftID, Number: len(v.all), State: goptuna.TrialStateRunning,
@@ -149,6 +170,7 @@ func (p *goptunaProposer) propose(v *view) ([]int, string, map[string]string) {
 				x[j] = min(k-1, max(0, int(math.Floor(u*float64(k)))))
 			}
 		}
+		p.last = x
 		return x, p.algo, p.store.takeDraftAttrs()
 	}
 	for j, name := range v.codec.names {
@@ -158,6 +180,7 @@ func (p *goptunaProposer) propose(v *view) ([]int, string, map[string]string) {
 		}
 		x[j] = min(len(v.codec.values[j])-1, max(0, int(math.Round(f))))
 	}
+	p.last = x
 	return x, p.algo, nil
 }
 
@@ -257,8 +280,8 @@ func (s *viewStorage) takeDraftAttrs() map[string]string {
 
 // load reads the record's trials from goptuna's storage and rewrites them
 // for a TPE or (cma) CMA-ES proposal; values holds the feasible trials'
-// values.
-func (s *viewStorage) load(v *view, values map[*trial]float64, cma bool, dists []any) error {
+// values; avoid are configurations shown to TPE as extra bad trials.
+func (s *viewStorage) load(v *view, values map[*trial]float64, cma bool, dists []any, avoid [][]int) error {
 	fts, err := s.Storage.GetAllTrials(s.id)
 	if err != nil {
 		return err
@@ -306,6 +329,16 @@ func (s *viewStorage) load(v *view, values map[*trial]float64, cma bool, dists [
 		}
 		ft.InternalParams, ft.Distributions = ip, ds
 		out = append(out, ft)
+	}
+	if !cma {
+		for i, x := range avoid {
+			ft := goptuna.FrozenTrial{ID: -2 - i, State: goptuna.TrialStatePruned,
+				InternalParams: make(map[string]float64, len(x)), Distributions: make(map[string]any, len(x))}
+			for j, name := range v.codec.names {
+				ft.InternalParams[name], ft.Distributions[name] = float64(x[j]), dists[j]
+			}
+			out = append(out, ft)
+		}
 	}
 	s.trials = out
 	return nil

@@ -27,6 +27,10 @@ type gp struct {
 	l      []float64 // Cholesky factor of K + noise·I, row-major n×n
 	alpha  []float64 // (K + noise·I)⁻¹ (y - mu)/sc
 	n      int
+	// tab[j][a][i] = θ_j · δ_j(a, xs[i][j]): the kernel's exponent between
+	// value a of feature j and training point i, so predict adds rows
+	// instead of comparing values.
+	tab [][][]float64
 }
 
 // Hyperparameter grid and prior.
@@ -131,6 +135,17 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 	}
 	g.l = kmat
 	g.alpha = cholSolve(kmat, n, z)
+	g.tab = make([][][]float64, d)
+	for j := range d {
+		g.tab[j] = make([][]float64, len(dist[j]))
+		for a := range dist[j] {
+			row := make([]float64, n)
+			for i, x := range xs {
+				row[i] = theta[j] * dist[j][a][x[j]]
+			}
+			g.tab[j][a] = row
+		}
+	}
 	return g
 }
 
@@ -161,15 +176,16 @@ func (g *gp) predict(x []int, kbuf, vbuf []float64) (mean, sd float64) {
 		kbuf = make([]float64, n)
 		vbuf = make([]float64, n)
 	}
-	m := 0.0
-	for i, o := range g.xs {
-		s := 0.0
-		for j, v := range x {
-			if o[j] != v {
-				s += g.theta[j] * g.dist[j][o[j]][v]
-			}
+	kbuf = kbuf[:n]
+	clear(kbuf)
+	for j, v := range x {
+		for i, e := range g.tab[j][v][:n] {
+			kbuf[i] += e
 		}
-		kbuf[i] = math.Exp(-s)
+	}
+	m := 0.0
+	for i, e := range kbuf {
+		kbuf[i] = math.Exp(-e)
 		m += kbuf[i] * g.alpha[i]
 	}
 	// v = L⁻¹ k; variance = 1 - |v|².
@@ -250,4 +266,120 @@ func meanStd(v []float64) (mean, sd float64) {
 		sd = 1
 	}
 	return mean, sd
+}
+
+// kern is the kernel between two feature vectors.
+func (g *gp) kern(a, b []int) float64 {
+	s := 0.0
+	for j, v := range a {
+		if b[j] != v {
+			s += g.theta[j] * g.dist[j][b[j]][v]
+		}
+	}
+	return math.Exp(-s)
+}
+
+// predictScratch is scratch space for believers.predict.
+type predictScratch struct{ kbuf, vbuf, c []float64 }
+
+func newPredictScratch(n, p int) *predictScratch {
+	return &predictScratch{kbuf: make([]float64, n), vbuf: make([]float64, n), c: make([]float64, p)}
+}
+
+// believers conditions a GP on trials in flight observed at its own
+// predicted mean (the kriging believer): the posterior mean is unchanged,
+// the variance near them shrinks, without refitting the GP:
+//
+//	var(x | D, P) = var(x | D) - c(x)ᵀ S⁻¹ c(x),
+//	c(x)_i = cov(x, p_i | D),  S = cov(P, P | D) + noise·I.
+type believers struct {
+	g  *gp
+	px [][]int
+	vp [][]float64 // L⁻¹ k(D, p_i)
+	ls []float64   // Cholesky factor of S
+}
+
+func newBelievers(g *gp, px [][]int) *believers {
+	b := &believers{g: g, px: px}
+	n, np := g.n, len(px)
+	if np == 0 {
+		return b
+	}
+	kbuf := make([]float64, n)
+	for _, p := range px {
+		v := make([]float64, n)
+		g.predict(p, kbuf, v)
+		b.vp = append(b.vp, v)
+	}
+	s := make([]float64, np*np)
+	for i := range np {
+		for j := i; j < np; j++ {
+			c := g.kern(px[i], px[j])
+			for k := range n {
+				c -= b.vp[i][k] * b.vp[j][k]
+			}
+			if i == j {
+				c += g.noise
+			}
+			s[i*np+j], s[j*np+i] = c, c
+		}
+	}
+	for jitter := g.noise; !cholesky(s, np); jitter *= 10 {
+		// Numerically singular (pending trials at one spot): more jitter.
+		for i := range np {
+			for j := range np {
+				c := g.kern(px[i], px[j])
+				for k := range n {
+					c -= b.vp[i][k] * b.vp[j][k]
+				}
+				if i == j {
+					c += g.noise + jitter
+				}
+				s[i*np+j] = c
+			}
+		}
+	}
+	b.ls = s
+	return b
+}
+
+// predict is the conditioned posterior mean and standard deviation at x.
+func (b *believers) predict(x []int, sc *predictScratch) (mean, sd float64) {
+	mean, sd = b.g.predict(x, sc.kbuf, sc.vbuf)
+	np := len(b.px)
+	if np == 0 {
+		return mean, sd
+	}
+	variance := sd * sd / (b.g.sc * b.g.sc)
+	for i, p := range b.px {
+		c := b.g.kern(x, p)
+		for k, v := range sc.vbuf {
+			c -= v * b.vp[i][k]
+		}
+		// Forward substitution: w = Ls⁻¹ c, in place.
+		row := b.ls[i*np : i*np+i]
+		for k, l := range row {
+			c -= l * sc.c[k]
+		}
+		sc.c[i] = c / b.ls[i*np+i]
+		variance -= sc.c[i] * sc.c[i]
+	}
+	return mean, b.g.sc * math.Sqrt(max(variance, 1e-12))
+}
+
+// mean is the posterior mean at x (predict without the variance); kbuf is
+// scratch space of length n.
+func (g *gp) mean(x []int, kbuf []float64) float64 {
+	kbuf = kbuf[:g.n]
+	clear(kbuf)
+	for j, v := range x {
+		for i, e := range g.tab[j][v][:g.n] {
+			kbuf[i] += e
+		}
+	}
+	m := 0.0
+	for i, e := range kbuf {
+		m += math.Exp(-e) * g.alpha[i]
+	}
+	return g.mu + g.sc*m
 }

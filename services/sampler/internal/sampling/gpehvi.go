@@ -40,7 +40,7 @@ const (
 	ehviSamples    = 32
 	maxGPTrain     = 80
 	maxHyperTrain  = 64
-	maxPairCands   = 300 // two-parameter changes scored once the GP is large
+	maxPairCands   = 200 // two-parameter changes scored once the GP is large
 	neighbourHeads = 6
 	mutationCands  = 160
 	tpeCands       = 96
@@ -48,16 +48,32 @@ const (
 )
 
 // gpEHVI is the gp-ehvi algorithm. Its state: each objective's last
-// fitted GP hyperparameters and the training-set size at the last
-// hyperparameter search.
+// fitted GP hyperparameters, the training-set size at the last
+// hyperparameter search, and the models fitted for the history's current
+// version (reused for every proposal of a batch: only the trials in flight
+// change between them).
 type gpEHVI struct {
-	theta [][]float64 // per objective: relevance weights
-	noise []float64
-	fitN  int
+	theta   [][]float64 // per objective: relevance weights
+	noise   []float64
+	fitN    int
+	fit     *gpFit
+	version int
+}
+
+// gpFit is the models of one history version.
+type gpFit struct {
+	m      int
+	dirs   []study.Direction
+	logT   []bool
+	models []*gp
+	nTrain int
+	best   []*trial    // heads of the candidate search, best first
+	feas   [][]float64 // feasible results (minimisation form)
+	large  bool
 }
 
 func newGPEHVI(objectives int) *gpEHVI {
-	return &gpEHVI{theta: make([][]float64, objectives), noise: make([]float64, objectives)}
+	return &gpEHVI{theta: make([][]float64, objectives), noise: make([]float64, objectives), version: -1}
 }
 
 func (a *gpEHVI) propose(v *view) ([]int, string, map[string]string) {
@@ -71,96 +87,85 @@ func (a *gpEHVI) propose(v *view) ([]int, string, map[string]string) {
 	return x, study.AlgoGPEHVI, nil
 }
 
-// sample proposes one configuration, or nil to fall back to random.
-func (a *gpEHVI) sample(v *view) []int {
-	trials := v.trials
-	m := len(v.spec.Objectives)
-	dirs := v.spec.Directions()
+// fwd and back map an objective's raw value to the GP's output scale (log
+// when every training value is positive) and back.
+func (f *gpFit) fwd(v float64, k int) float64 {
+	if f.logT[k] {
+		return math.Log(v)
+	}
+	return v
+}
 
+func (f *gpFit) back(u float64, k int) float64 {
+	if f.logT[k] {
+		return math.Exp(u)
+	}
+	return u
+}
+
+// fitModels fits one GP per objective to the feasible results.
+func (a *gpEHVI) fitModels(v *view) *gpFit {
+	m := len(v.spec.Objectives)
+	f := &gpFit{m: m, dirs: v.spec.Directions(), logT: make([]bool, m), models: make([]*gp, m)}
 	// Training data: feasible results (the best and the newest when many).
 	var train []*trial
-	for _, t := range trials {
+	for _, t := range v.trials {
 		if t.feasible && t.x != nil && len(t.y) == m {
 			train = append(train, t)
+			f.feas = append(f.feas, t.y)
 		}
 	}
 	// The best feasible trials, by non-dominated rank then hypervolume
 	// contribution: the heads of the neighbourhood search and half of a
 	// large training set.
-	tpts := make([][]float64, len(train))
-	for i, t := range train {
-		tpts[i] = t.y
-	}
 	nBest := min(len(train), max(neighbourHeads, gamma(len(train))))
 	if len(train) > maxGPTrain {
 		nBest = max(nBest, maxGPTrain/2)
 	}
-	rank := selectBest(tpts, nBest)
-	bestTrials := make([]*trial, len(rank))
-	for i, j := range rank {
-		bestTrials[i] = train[j]
+	rank := selectBest(f.feas, nBest)
+	for _, j := range rank {
+		f.best = append(f.best, train[j])
+	}
+	if nb := max(neighbourHeads, gamma(len(f.best))); len(f.best) > nb {
+		f.best = f.best[:nb]
 	}
 	train = pickTraining(train, rank, maxGPTrain)
 	// Trials stopped early (sampler.early_stop) teach the surrogate what
 	// they measured: their partial objectives, dominated when they were
 	// stopped. They are never heads of the search nor on the front below.
-	for _, t := range trials {
+	for _, t := range v.trials {
 		if t.status == statusPruned && t.x != nil && len(t.partial) == m && allFinite(t.partial) && len(train) < maxGPTrain {
 			c := *t
 			c.y = t.partial
 			train = append(train, &c)
 		}
 	}
-	var pending [][]int
-	for _, t := range trials {
-		if t.status == statusPending && t.x != nil {
-			pending = append(pending, t.x)
-		}
-	}
-
-	// Per objective: log transform when every value is positive.
-	logT := make([]bool, m)
+	f.nTrain, f.large = len(train), len(train) >= maxGPTrain
 	for k := range m {
-		logT[k] = true
+		f.logT[k] = true
 		for _, t := range train {
-			if study.MinFormValue(t.y[k], dirs[k]) <= 0 {
-				logT[k] = false
+			if study.MinFormValue(t.y[k], f.dirs[k]) <= 0 {
+				f.logT[k] = false
 			}
 		}
-	}
-	fwd := func(v float64, k int) float64 {
-		if logT[k] {
-			return math.Log(v)
-		}
-		return v
-	}
-	back := func(u float64, k int) float64 {
-		if logT[k] {
-			return math.Exp(u)
-		}
-		return u
 	}
 	xs := make([][]int, len(train))
 	for i, t := range train {
 		xs[i] = v.codec.features(t.x)
 	}
-	for i, x := range pending {
-		pending[i] = v.codec.features(x)
-	}
 	dist := v.codec.featureDist()
-	models := make([]*gp, m)
 	for k := range m {
 		ys := make([]float64, len(train))
 		for i, t := range train {
-			ys[i] = fwd(study.MinFormValue(t.y[k], dirs[k]), k)
+			ys[i] = f.fwd(study.MinFormValue(t.y[k], f.dirs[k]), k)
 		}
 		hx, hy := xs, ys
 		if len(hx) > maxHyperTrain {
 			hx, hy = hx[len(hx)-maxHyperTrain:], hy[len(hy)-maxHyperTrain:]
 		}
-		// Hyperparameters: two sweeps the first time, then one per proposal
-		// while the training set is small, and once it is large whenever
-		// it grew by an eighth since the last search.
+		// Hyperparameters: two sweeps the first time, then one per new
+		// result while the training set is small, and once it is large
+		// whenever it grew by an eighth since the last search.
 		sweeps := 2
 		if a.theta[k] != nil {
 			sweeps = 1
@@ -173,50 +178,117 @@ func (a *gpEHVI) sample(v *view) []int {
 		if len(hx) != len(xs) {
 			g = fitGP(xs, ys, dist, g.theta, g.noise, 0)
 		}
-		if len(pending) > 0 {
-			// Kriging believer: pending trials observed at their predicted mean.
-			px := append(append([][]int(nil), xs...), pending...)
-			py := append([]float64(nil), ys...)
-			for _, x := range pending {
-				mu, _ := g.predict(x, nil, nil)
-				py = append(py, mu)
-			}
-			g = fitGP(px, py, dist, g.theta, g.noise, 0)
-		}
-		models[k] = g
+		f.models[k] = g
 	}
 	if a.fitN == 0 || len(train) >= a.fitN+max(1, a.fitN/8) {
 		a.fitN = len(train)
 	}
+	return f
+}
 
-	// The front to improve, in minimisation form: feasible results plus the
-	// believed values of the trials in flight.
-	var pts [][]float64
-	for _, t := range trials {
-		if t.feasible && len(t.y) == m {
-			pts = append(pts, t.y)
+// maxBelievers bounds the trials in flight that condition the models'
+// variance (kriging believer); the newest count, the others still join the
+// front at their predicted values.
+const maxBelievers = 32
+
+// ehviShortlist is how many candidates, the best by optimistic improvement
+// and by uncertainty, get the Monte Carlo expected hypervolume improvement.
+const ehviShortlist = 64
+
+// sample proposes one configuration, or nil to fall back to random.
+func (a *gpEHVI) sample(v *view) []int {
+	if a.fit == nil || a.version != v.version {
+		a.fit, a.version = a.fitModels(v), v.version
+	}
+	f := a.fit
+	m := f.m
+	ref := refPoint(v.all, f.dirs)
+	if ref == nil || f.nTrain < 2 {
+		return v.startupDraw()
+	}
+	var pending [][]int
+	for _, t := range v.trials {
+		if t.status == statusPending && t.x != nil {
+			pending = append(pending, v.codec.features(t.x))
 		}
 	}
+	// The front to improve: feasible results plus the believed values of
+	// the trials in flight, whose newest also make the models certain near
+	// them (kriging believer: observed at their predicted mean), so a batch
+	// spreads out instead of piling onto one spot.
+	pts := append([][]float64(nil), f.feas...)
+	kbuf, vbuf := make([]float64, f.nTrain), make([]float64, f.nTrain)
 	for _, x := range pending {
 		p := make([]float64, m)
 		for k := range m {
-			mu, _ := models[k].predict(x, nil, nil)
-			p[k] = study.MinFormValue(back(mu, k), dirs[k])
+			p[k] = study.MinFormValue(f.back(f.models[k].mean(x, kbuf), k), f.dirs[k])
 		}
 		pts = append(pts, p)
 	}
 	front := nonDominated(pts)
-	ref := refPoint(v.all, dirs)
-	if ref == nil {
-		return v.startupDraw()
+	sortFront(front)
+	conds := make([]*believers, m)
+	for k := range m {
+		conds[k] = newBelievers(f.models[k], pending[max(0, len(pending)-maxBelievers):])
 	}
 
-	if nb := max(neighbourHeads, gamma(len(bestTrials))); len(bestTrials) > nb {
-		bestTrials = bestTrials[:nb]
-	}
-	cands := candidates(v, bestTrials, len(train) >= maxGPTrain)
+	cands := candidates(v, f.best, f.large)
 	if len(cands) == 0 {
 		return nil
+	}
+	type scored struct {
+		x, fx    []int
+		pf       float64
+		mu, sd   []float64
+		opt, unc float64
+	}
+	p := make([]float64, m)
+	score := func(c *scored, predict func(k int) (float64, float64)) {
+		c.opt, c.unc = 0, 0
+		for k := range m {
+			c.mu[k], c.sd[k] = predict(k)
+			c.unc += c.sd[k] / f.models[k].sc
+			p[k] = study.MinFormValue(f.back(c.mu[k]+optimism*c.sd[k]*optSign(f.dirs[k]), k), f.dirs[k])
+		}
+		c.opt = c.pf * hvi(front, p, ref)
+		c.unc *= c.pf
+	}
+	// Every candidate is scored on the models fitted to the results: its
+	// optimistic improvement and its uncertainty; the shortlist (the best
+	// by optimism, then by uncertainty) is scored again with the trials in
+	// flight believed, and gets the Monte Carlo expected improvement.
+	var list []*scored
+	for _, x := range cands {
+		pf := v.feas.pFeasible(x, 1)
+		if pf < 1e-3 {
+			continue
+		}
+		c := &scored{x: x, fx: v.codec.features(x), pf: pf, mu: make([]float64, m), sd: make([]float64, m)}
+		score(c, func(k int) (float64, float64) { return f.models[k].predict(c.fx, kbuf, vbuf) })
+		list = append(list, c)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].opt > list[j].opt })
+	short := list[:min(len(list), ehviShortlist)]
+	if len(list) > ehviShortlist {
+		rest := append([]*scored(nil), list[ehviShortlist:]...)
+		sort.SliceStable(rest, func(i, j int) bool { return rest[i].unc > rest[j].unc })
+		short = append(short[:len(short):len(short)], rest[:min(len(rest), ehviShortlist/4)]...)
+	}
+	sc := newPredictScratch(f.nTrain, len(conds[0].px))
+	for _, c := range short {
+		score(c, func(k int) (float64, float64) { return conds[k].predict(c.fx, sc) })
+	}
+	opt, explore := short[0], short[0]
+	for _, c := range short {
+		if c.opt > opt.opt {
+			opt = c
+		}
+		if c.unc > explore.unc {
+			explore = c
+		}
 	}
 	z := make([][]float64, ehviSamples)
 	for i := range z {
@@ -225,45 +297,18 @@ func (a *gpEHVI) sample(v *view) []int {
 			z[i][k] = v.rng.NormFloat64()
 		}
 	}
-	kbuf := make([]float64, len(xs)+len(pending))
-	vbuf := make([]float64, len(xs)+len(pending))
-	mu := make([]float64, m)
-	sd := make([]float64, m)
-	p := make([]float64, m)
-	sortFront(front)
-	var best, opt []int
-	bestScore, bestExplore, bestOpt := 0.0, -1.0, 0.0
-	var explore []int
-	for _, x := range cands {
-		pf := v.feas.pFeasible(x, 1)
-		if pf < 1e-3 {
-			continue
-		}
-		unc := 0.0
-		fx := v.codec.features(x)
-		for k := range m {
-			mu[k], sd[k] = models[k].predict(fx, kbuf, vbuf)
-			unc += sd[k] / models[k].sc
-		}
+	var best []int
+	bestScore := 0.0
+	for _, c := range short {
 		ehvi := 0.0
 		for _, zk := range z {
 			for k := range m {
-				p[k] = study.MinFormValue(back(mu[k]+sd[k]*zk[k], k), dirs[k])
+				p[k] = study.MinFormValue(f.back(c.mu[k]+c.sd[k]*zk[k], k), f.dirs[k])
 			}
 			ehvi += hvi(front, p, ref)
 		}
-		score := pf * ehvi / ehviSamples
-		if score > bestScore {
-			best, bestScore = x, score
-		}
-		for k := range m {
-			p[k] = study.MinFormValue(back(mu[k]+optimism*sd[k]*optSign(dirs[k]), k), dirs[k])
-		}
-		if o := pf * hvi(front, p, ref); o > bestOpt {
-			opt, bestOpt = x, o
-		}
-		if e := pf * unc; e > bestExplore {
-			explore, bestExplore = x, e
+		if score := c.pf * ehvi / ehviSamples; score > bestScore {
+			best, bestScore = c.x, score
 		}
 	}
 	// When nothing is expected to improve the front by a meaningful amount,
@@ -272,10 +317,10 @@ func (a *gpEHVI) sample(v *view) []int {
 	// shifted optimism standard deviations towards better), then the most
 	// uncertain one.
 	if bestScore < stallFraction*study.HypervolumeMin(front, ref) {
-		if opt != nil {
-			return opt
+		if opt.opt > 0 {
+			return opt.x
 		}
-		return explore
+		return explore.x
 	}
 	return best
 }
@@ -341,147 +386,4 @@ func refPoint(trials []*trial, dirs []study.Direction) []float64 {
 		ref[k] = study.MinFormValue(ref[k], dirs[k])
 	}
 	return ref
-}
-
-// candidates gathers configurations to score (none proposed before)
-// around best, the best feasible trials in order. A large study (whose
-// scoring costs more per candidate) gathers fewer.
-func candidates(v *view, best []*trial, large bool) [][]int {
-	nMut, nTPE, nUni := mutationCands, tpeCands, uniformCands
-	if large {
-		nMut, nTPE, nUni = nMut*2/3, nTPE*2/3, nUni*2/3
-	}
-	seen := map[string]bool{}
-	var out [][]int
-	add := func(x []int) {
-		k := keyOf(x)
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		if _, dup := v.seen[k]; dup {
-			return
-		}
-		out = append(out, x)
-	}
-	order := make([]int, len(best))
-	for i := range order {
-		order[i] = i
-	}
-	feas := best
-	heads := order[:min(len(order), neighbourHeads)]
-	if len(heads) > 0 {
-		// Every two-parameter change of the best trial: moves one
-		// parameter at a time cannot make (tp 1, dp 8 -> tp 2, dp 4 keeps
-		// the GPU count; each half alone is rejected).
-		base := feas[heads[0]].x
-		var pairs [][]int
-		for j1 := range base {
-			for j2 := j1 + 1; j2 < len(base); j2++ {
-				for v1 := range v.codec.values[j1] {
-					if v1 == base[j1] {
-						continue
-					}
-					for v2 := range v.codec.values[j2] {
-						if v2 == base[j2] {
-							continue
-						}
-						x := append([]int(nil), base...)
-						x[j1], x[j2] = v1, v2
-						pairs = append(pairs, x)
-					}
-				}
-			}
-		}
-		// Scoring costs grow with the training set: a large study scores
-		// a random part of the neighbourhood.
-		if large && len(pairs) > maxPairCands {
-			v.rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
-			pairs = pairs[:maxPairCands]
-		}
-		for _, x := range pairs {
-			add(x)
-		}
-	}
-	for _, i := range heads {
-		base := feas[i].x
-		for j, vals := range v.codec.values {
-			for v := range vals {
-				if v == base[j] {
-					continue
-				}
-				x := append([]int(nil), base...)
-				x[j] = v
-				add(x)
-			}
-		}
-	}
-	if len(order) > 0 {
-		for range nMut {
-			base := feas[order[v.rng.IntN(len(order))]].x
-			x := append([]int(nil), base...)
-			for range 2 + v.rng.IntN(2) {
-				j := v.rng.IntN(len(x))
-				x[j] = v.rng.IntN(len(v.codec.values[j]))
-			}
-			add(x)
-		}
-		good := make([][]int, len(order))
-		for i, idx := range order {
-			good[i] = feas[idx].x
-		}
-		l := newParzen(v.codec, good)
-		for range nTPE {
-			add(l.sample(v.rng))
-		}
-	}
-	for range nUni {
-		add(v.codec.random(v.rng))
-	}
-	return out
-}
-
-// nonDominated returns the non-dominated points (minimisation form).
-func nonDominated(pts [][]float64) [][]float64 {
-	if len(pts) == 0 {
-		return nil
-	}
-	var out [][]float64
-	for _, i := range study.ParetoFront(pts, study.MinDirections(len(pts[0]))) {
-		out = append(out, pts[i])
-	}
-	return out
-}
-
-// sortFront orders a non-dominated set by its first objective.
-func sortFront(f [][]float64) {
-	sort.Slice(f, func(i, j int) bool { return f[i][0] < f[j][0] })
-}
-
-// hvi is the hypervolume p adds to the non-dominated front (sorted by the
-// first objective), all in minimisation form, against ref.
-func hvi(front [][]float64, p, ref []float64) float64 {
-	for k := range p {
-		if !(p[k] < ref[k]) {
-			return 0
-		}
-	}
-	if len(p) != 2 {
-		with := append(append([][]float64(nil), front...), p)
-		d := study.MinDirections(len(p))
-		return study.Hypervolume(with, d, ref) - study.Hypervolume(front, d, ref)
-	}
-	area := (ref[0] - p[0]) * (ref[1] - p[1])
-	dom, prevY := 0.0, ref[1]
-	for _, q := range front {
-		c0, c1 := math.Max(q[0], p[0]), math.Max(q[1], p[1])
-		if c0 >= ref[0] || c1 >= ref[1] {
-			continue
-		}
-		if c1 < prevY {
-			dom += (ref[0] - c0) * (prevY - c1)
-			prevY = c1
-		}
-	}
-	return math.Max(area-dom, 0)
 }

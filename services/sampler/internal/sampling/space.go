@@ -26,6 +26,9 @@ type codec struct {
 	// near 8 and far from 1); anything else (None, strings, booleans) is 1
 	// from every other value.
 	dist [][][]float64
+	// gpuParams are the indices of the parameters the GPU count reads
+	// (tp_size, pp_size, dp_size, enable_dp_attention), -1 when not searched.
+	gpuParams [4]int
 }
 
 func newCodec(space study.Space) (*codec, error) {
@@ -68,6 +71,12 @@ func newCodec(space study.Space) (*codec, error) {
 	if len(c.names) == 0 {
 		return nil, fmt.Errorf("space: no parameters")
 	}
+	for i, name := range gpuParamNames {
+		c.gpuParams[i] = -1
+		if j, ok := c.index[name]; ok {
+			c.gpuParams[i] = j
+		}
+	}
 	return c, nil
 }
 
@@ -106,6 +115,9 @@ func valueDistances(vals []any) [][]float64 {
 	return d
 }
 
+// gpuParamNames are the parameters study.GPUsNeeded reads.
+var gpuParamNames = [4]string{"tp_size", "pp_size", "dp_size", "enable_dp_attention"}
+
 // gpuLevels bounds the derived GPU-count feature: log2 of the GPUs a
 // configuration occupies, 0 (one GPU) to gpuLevels (and more).
 const gpuLevels = 6
@@ -119,7 +131,13 @@ const gpuLevels = 6
 func (c *codec) features(x []int) []int {
 	f := make([]int, len(x)+1)
 	copy(f, x)
-	n := study.GPUsNeeded(c.decode(x), nil)
+	p := make(events.Params, len(gpuParamNames))
+	for i, j := range c.gpuParams {
+		if j >= 0 {
+			p[gpuParamNames[i]] = c.values[j][x[j]]
+		}
+	}
+	n := study.GPUsNeeded(p, nil)
 	l := 0
 	for n > 1 && l < gpuLevels {
 		n >>= 1

@@ -340,7 +340,8 @@ func TestRoom(t *testing.T) {
 
 func TestProposeBatchIsDiverse(t *testing.T) {
 	t.Parallel()
-	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom} {
+	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom, study.AlgoMOTPE} {
+		// Not tpe and scalarized-tpe: goptuna's TPE draws with the unseeded package-level math/rand.
 		t.Run(algo, func(t *testing.T) {
 			t.Parallel()
 			sp := toySpec(algo, 100)
@@ -462,7 +463,8 @@ func TestNewStudyErrors(t *testing.T) {
 
 func TestDeterministicWithSeed(t *testing.T) {
 	t.Parallel()
-	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom} {
+	for _, algo := range []string{study.AlgoGPEHVI, study.AlgoNSGA2, study.AlgoRandom, study.AlgoMOTPE} {
+		// Not tpe and scalarized-tpe: goptuna's TPE draws with the unseeded package-level math/rand.
 		h1, _ := runToy(t, algo, 5, 25, 3)
 		h2, _ := runToy(t, algo, 5, 25, 3)
 		if !almostEqual(h1, h2) {
