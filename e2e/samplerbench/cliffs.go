@@ -26,7 +26,7 @@ func (cliffs) HeldOut() bool { return false }
 func (cliffs) Describe() string {
 	return "synthetic: power-law scaling, backend/page/policy interactions, an OOM cliff, an always-failing flag, two-value crashes; Student-t noise, heteroscedastic, correlated"
 }
-func (cliffs) Spec() study.Spec { return study.Default() }
+func (cliffs) Spec() study.Spec { return benchSpec() }
 
 var (
 	cliffsPrefill = map[string]float64{"": 1, "flashinfer": 1, "fa3": 1.12, "triton": 0.85, "torch_native": 0.45, "fa4": 1.05}

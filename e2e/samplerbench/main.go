@@ -74,6 +74,7 @@ type options struct {
 	surfaces     []Surface
 	variants     []variant
 	seeds        int
+	firstSeed    int
 	budget       int
 	workers      int
 	refDir       string
@@ -96,7 +97,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&surf, "surfaces", "", "surfaces, comma-separated (default all; known: "+strings.Join(surfaceNames(allSurfaces()), ", ")+")")
 	fs.StringVar(&vars, "variants", "gp-ehvi-seq,gp-ehvi-par,motpe-seq,motpe-par,scalarized-tpe-seq,scalarized-tpe-par,nsga2-par,random-par",
 		"sampler settings, comma-separated (known: "+strings.Join(variantNames(), ", ")+")")
-	fs.IntVar(&o.seeds, "seeds", 10, "seeds per surface and setting")
+	fs.IntVar(&o.seeds, "seeds", 10, "seeds per surface and setting (1..seeds)")
+	fs.IntVar(&o.firstSeed, "first-seed", 1, "the first seed")
 	fs.IntVar(&o.budget, "budget", 100, "benchmarked trials per study (the table reports @50 and @budget)")
 	fs.IntVar(&o.workers, "workers", max(1, runtime.GOMAXPROCS(0)), "studies run at once (services: each on its own NATS server and services)")
 	fs.StringVar(&o.refDir, "refdir", "e2e/samplerbench/testdata", "directory of the best-known-front caches")
@@ -204,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		for _, pr := range order {
 			for _, v := range o.variants {
 				for seed := range int64(o.seeds) {
-					jobs = append(jobs, studyJob{pr: pr, v: v, seed: seed + 1, budget: o.budget})
+					jobs = append(jobs, studyJob{pr: pr, v: v, seed: seed + int64(o.firstSeed), budget: o.budget})
 				}
 			}
 		}

@@ -187,11 +187,12 @@ func report(w io.Writer, o options, probs []*problem, runs []runResult) {
 // benchmarked trial, failures) as JSON.
 func writeRuns(path string, runs []runResult, probs map[string]*problem) error {
 	type trialOut struct {
-		Trial      int       `json:"trial"`
-		Values     []float64 `json:"values,omitempty"`
-		Failed     bool      `json:"failed,omitempty"`
-		Cause      string    `json:"cause,omitempty"`
-		KnownCause bool      `json:"known_cause,omitempty"`
+		Trial      int            `json:"trial"`
+		Params     map[string]any `json:"params"`
+		Values     []float64      `json:"values,omitempty"`
+		Failed     bool           `json:"failed,omitempty"`
+		Cause      string         `json:"cause,omitempty"`
+		KnownCause bool           `json:"known_cause,omitempty"`
 	}
 	type out struct {
 		Surface  string     `json:"surface"`
@@ -208,7 +209,7 @@ func writeRuns(path string, runs []runResult, probs map[string]*problem) error {
 		for n := 1; n <= len(r.trials); n++ {
 			o.Fraction = append(o.Fraction, pr.hvAt(r, n)/pr.bestH)
 			t := r.trials[n-1]
-			o.Trials = append(o.Trials, trialOut{Trial: t.trial, Values: t.values, Failed: t.failed, Cause: t.cause, KnownCause: t.knownCause})
+			o.Trials = append(o.Trials, trialOut{Trial: t.trial, Params: t.params, Values: t.values, Failed: t.failed, Cause: t.cause, KnownCause: t.knownCause})
 		}
 		all = append(all, o)
 	}

@@ -29,7 +29,7 @@ func (ridge) HeldOut() bool { return true }
 func (ridge) Describe() string {
 	return "synthetic, held out: tp/dp trade-off ridge, joint chunk/prefill optimum, page-dependent decode backends, conditional and always-failing flags, an OOM region; lognormal noise with stragglers"
 }
-func (ridge) Spec() study.Spec { return study.Default() }
+func (ridge) Spec() study.Spec { return benchSpec() }
 
 var ridgeDecode = map[string]map[bool]float64{ // backend -> small page (None/16/32) -> factor
 	"":             {true: 1.0, false: 0.94},

@@ -38,7 +38,7 @@ func (s *simSurface) Describe() string {
 }
 
 func (s *simSurface) Spec() study.Spec {
-	sp := study.Default()
+	sp := benchSpec()
 	sp.Model.Path = s.path
 	return sp
 }

@@ -40,6 +40,16 @@ type Measurement struct {
 	Metrics map[string]float64
 }
 
+// benchSpec is the benchmark's study: the default (the seed's 18
+// parameters, TTFT against output tokens/s) with the seed's rules only. The
+// sglang rule set would refuse most of the surfaces' failures before
+// launch; the benchmark measures what the sampler learns from launches.
+func benchSpec() study.Spec {
+	sp := study.Default()
+	sp.Rules.Sets = []string{"seed"}
+	return sp
+}
+
 // surfaces are the benchmark's surfaces: tuned on the first two, the
 // others held out.
 func surfaces() []Surface {

@@ -33,7 +33,7 @@ func (cliffsUpgraded) HeldOut() bool { return false }
 func (cliffsUpgraded) Describe() string {
 	return "synth-cliffs after an SGLang upgrade: 10 % faster, fa3 decode 15 % more, one crash fixed, one new"
 }
-func (cliffsUpgraded) Spec() study.Spec { return study.Default() }
+func (cliffsUpgraded) Spec() study.Spec { return benchSpec() }
 
 func (cliffsUpgraded) Measure(p events.Params, gpus int) Measurement {
 	if num(p, "page_size", 0) == 256 {

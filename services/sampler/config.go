@@ -55,8 +55,9 @@ type Config struct {
 	OnStandby func(owner events.Lease)
 	// MaxInFlight caps the trials proposed without an outcome. 0 (default)
 	// follows the fleet: the sum of the Slots of the live runners in the
-	// sgtune_fleet bucket, at least 1; while no runner is alive nothing is
-	// proposed.
+	// sgtune_fleet bucket, at least 1, plus a sixteenth on a fleet of 16
+	// slots or more (a trial queued for the next freed GPU); while no runner
+	// is alive nothing is proposed.
 	MaxInFlight int
 	// FleetPoll is how often the fleet's capacity and the time budget are
 	// re-checked when no outcome arrives; default 2s.

@@ -321,10 +321,7 @@ func (l *loop) refreshCapacity(ctx context.Context) {
 	}
 	capacity := 0
 	if runners > 0 {
-		capacity = max(slots, 1)
-		if limit := l.cfg.Spec.Sampler.MaxInFlight; limit > 0 && capacity > limit {
-			capacity = limit
-		}
+		capacity = fleetCapacity(slots, l.cfg.Spec.Sampler.MaxInFlight)
 	}
 	if capacity != l.capacity || runners != l.runners {
 		if runners == 0 {
@@ -334,6 +331,23 @@ func (l *loop) refreshCapacity(ctx context.Context) {
 		}
 	}
 	l.capacity, l.runners = capacity, runners
+}
+
+// fleetCapacity is how many trials to keep in flight on a fleet of slots
+// (limit > 0 caps it): every slot, plus a sixteenth more on a fleet of 16
+// slots or more, so that a runner finishing a trial finds the next one
+// already queued while the sampler is still learning from the result (on a
+// large fleet results arrive faster than one proposal takes). A small fleet
+// gets no extra: there each proposal should see as many results as it can.
+func fleetCapacity(slots, limit int) int {
+	c := max(slots, 1)
+	if slots >= 16 {
+		c += slots / 16
+	}
+	if limit > 0 && c > limit {
+		c = limit
+	}
+	return c
 }
 
 // propose fills the room left under the capacity and the budget.

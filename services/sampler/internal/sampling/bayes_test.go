@@ -161,10 +161,20 @@ func TestValueRulePredictsACauseUntilACounterExample(t *testing.T) {
 	if p := m.prob([]int{1, 3, 3, 2}); p > 0.5 {
 		t.Fatalf("P(violation) of a config without it = %.2f", p)
 	}
-	// A counter-example: the value completes once.
+	// A counter-example: the value completes once, with parameter 3 at 2
+	// (the failures had 0 and 1). The plain rule goes; a conditional one
+	// takes its place: value 4 fails unless parameter 3 is one it passed with.
 	m.add([]int{1, 4, 2, 2}, false)
-	if m.ruled(unseen) {
-		t.Fatal("the value rule survived a counter-example")
+	if m.ruled([]int{0, 4, 1, 2}) {
+		t.Fatal("predicted a failure for the configuration that passed, up to parameter 2")
+	}
+	if !m.ruled([]int{0, 4, 3, 3}) {
+		t.Fatal("no conditional rule for value 4 with parameter 3 at a value it never passed with")
+	}
+	m.add([]int{0, 4, 3, 3}, false)
+	m.add([]int{1, 4, 0, 1}, false)
+	if m.ruled([]int{0, 4, 4, 0}) {
+		t.Fatal("a conditional rule survived counter-examples on every split")
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 )
 
 // gp is a Gaussian-process regression over index vectors (configurations),
-// with the categorical "overlap" kernel
+// with a mixture of the categorical "overlap" kernel and its first-order
+// additive counterpart
 //
-//	k(x, x') = exp(-Σ_j θ_j · δ_j(x_j, x'_j))
+//	k(x, x') = (1-w) · exp(-Σ_j θ_j · δ_j(x_j, x'_j))
+//	         +   w   · Σ_j u_j · (1 - δ_j(x_j, x'_j)) / Σ_j u_j,   u_j = 1 - exp(-θ_j)
 //
 // where δ_j is the codec's distance between two values of parameter j (1
 // for any two distinct categorical values; the rank distance, in [0, 1], for
@@ -17,11 +19,17 @@ import (
 // noise variance. θ_j is how much a change of parameter j decorrelates two
 // configurations: automatic relevance determination, fitted by maximising
 // the marginal likelihood times a log-normal prior, so parameters that do
-// not matter get θ_j near zero and the model generalises across them.
+// not matter get θ_j near zero and the model generalises across them. The
+// additive part (weight w, fitted too) is what a surface made of
+// per-parameter effects looks like (throughput ×1.06 for one flag, ×0.9 for
+// another): it carries what one parameter's value did to configurations
+// that differ in every other parameter, where the product kernel sees
+// strangers.
 type gp struct {
 	dist   [][][]float64
 	xs     [][]int
 	theta  []float64
+	w      float64 // additive share
 	noise  float64
 	mu, sc float64   // output standardisation
 	l      []float64 // Cholesky factor of K + noise·I, row-major n×n
@@ -31,12 +39,18 @@ type gp struct {
 	// value a of feature j and training point i, so predict adds rows
 	// instead of comparing values.
 	tab [][][]float64
+	// tabA[j][a][i] = u_j · δ_j(a, xs[i][j]) / Σu: the additive part's
+	// deficit.
+	tabA [][][]float64
+	u    []float64 // additive weights u_j
+	usum float64
 }
 
 // Hyperparameter grid and prior.
 var (
 	thetaGrid = []float64{0.003, 0.01, 0.03, 0.08, 0.2, 0.5, 1.2, 3}
 	noiseGrid = []float64{1e-4, 1e-3, 1e-2, 0.05}
+	addGrid   = []float64{0, 0.25, 0.5, 0.75}
 )
 
 const (
@@ -48,6 +62,12 @@ const (
 // hyperparameter search; sweeps is the number of coordinate sweeps over the
 // grid (0: keep theta0 and noise0).
 func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise0 float64, sweeps int) *gp {
+	return fitGPw(xs, ys, dist, theta0, noise0, -1, sweeps)
+}
+
+// fitGPw is fitGP with the additive share w0 to start from (negative:
+// addGrid[1]); w is searched over addGrid with the other hyperparameters.
+func fitGPw(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise0, w0 float64, sweeps int) *gp {
 	d := len(dist)
 	n := len(xs)
 	mu, sc := meanStd(ys)
@@ -67,6 +87,10 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 	if noise <= 0 {
 		noise = 1e-3
 	}
+	w := w0
+	if w < 0 {
+		w = addGrid[1]
+	}
 	// mism[i*n+k] lists the parameters where xs[i] and xs[k] differ, with
 	// their distance.
 	mism := make([][]pdist, n*n)
@@ -83,8 +107,8 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 	}
 	kmat := make([]float64, n*n)
 	lbuf := make([]float64, n*n)
-	score := func(th []float64, nv float64) float64 {
-		buildK(kmat, mism, n, th, nv)
+	score := func(th []float64, nv, w float64) float64 {
+		buildK(kmat, mism, n, th, nv, w)
 		copy(lbuf, kmat)
 		if !cholesky(lbuf, n) {
 			return math.Inf(-1)
@@ -101,7 +125,7 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 		return ll
 	}
 	if n >= 3 {
-		best := score(theta, noise)
+		best := score(theta, noise, w)
 		for range sweeps {
 			for j := range d {
 				cur := theta[j]
@@ -110,7 +134,7 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 						continue
 					}
 					theta[j] = v
-					if s := score(theta, noise); s > best {
+					if s := score(theta, noise, w); s > best {
 						best, cur = s, v
 					}
 				}
@@ -118,35 +142,57 @@ func fitGP(xs [][]int, ys []float64, dist [][][]float64, theta0 []float64, noise
 			}
 			cur := noise
 			for _, v := range noiseGrid {
-				if s := score(theta, v); s > best {
+				if s := score(theta, v, w); s > best {
 					best, cur = s, v
 				}
 			}
 			noise = cur
+			cw := w
+			for _, v := range addGrid {
+				if s := score(theta, noise, v); s > best {
+					best, cw = s, v
+				}
+			}
+			w = cw
 		}
 	}
-	g := &gp{dist: dist, xs: xs, theta: theta, noise: noise, mu: mu, sc: sc, n: n}
-	buildK(kmat, mism, n, theta, noise)
+	g := &gp{dist: dist, xs: xs, theta: theta, w: w, noise: noise, mu: mu, sc: sc, n: n}
+	buildK(kmat, mism, n, theta, noise, w)
 	for !cholesky(kmat, n) {
 		// Numerically singular: more jitter.
 		noise *= 10
 		g.noise = noise
-		buildK(kmat, mism, n, theta, noise)
+		buildK(kmat, mism, n, theta, noise, w)
 	}
 	g.l = kmat
 	g.alpha = cholSolve(kmat, n, z)
-	g.tab = make([][][]float64, d)
+	u, usum := additiveWeights(theta)
+	g.u, g.usum = u, usum
+	g.tab, g.tabA = make([][][]float64, d), make([][][]float64, d)
 	for j := range d {
-		g.tab[j] = make([][]float64, len(dist[j]))
+		g.tab[j], g.tabA[j] = make([][]float64, len(dist[j])), make([][]float64, len(dist[j]))
 		for a := range dist[j] {
-			row := make([]float64, n)
+			row, rowA := make([]float64, n), make([]float64, n)
 			for i, x := range xs {
 				row[i] = theta[j] * dist[j][a][x[j]]
+				rowA[i] = u[j] * dist[j][a][x[j]] / usum
 			}
-			g.tab[j][a] = row
+			g.tab[j][a], g.tabA[j][a] = row, rowA
 		}
 	}
 	return g
+}
+
+// additiveWeights are the additive part's weights u_j = 1 - exp(-θ_j) and
+// their sum.
+func additiveWeights(theta []float64) ([]float64, float64) {
+	u := make([]float64, len(theta))
+	sum := 0.0
+	for j, t := range theta {
+		u[j] = 1 - math.Exp(-t)
+		sum += u[j]
+	}
+	return u, max(sum, 1e-12)
 }
 
 type pdist struct {
@@ -154,15 +200,17 @@ type pdist struct {
 	d float64
 }
 
-func buildK(k []float64, mism [][]pdist, n int, theta []float64, noise float64) {
+func buildK(k []float64, mism [][]pdist, n int, theta []float64, noise, w float64) {
+	u, usum := additiveWeights(theta)
 	for i := range n {
 		k[i*n+i] = 1 + noise
 		for j := i + 1; j < n; j++ {
-			s := 0.0
+			s, a := 0.0, 0.0
 			for _, p := range mism[i*n+j] {
 				s += theta[p.j] * p.d
+				a += u[p.j] * p.d
 			}
-			v := math.Exp(-s)
+			v := (1-w)*math.Exp(-s) + w*(1-a/usum)
 			k[i*n+j], k[j*n+i] = v, v
 		}
 	}
@@ -176,17 +224,10 @@ func (g *gp) predict(x []int, kbuf, vbuf []float64) (mean, sd float64) {
 		kbuf = make([]float64, n)
 		vbuf = make([]float64, n)
 	}
-	kbuf = kbuf[:n]
-	clear(kbuf)
-	for j, v := range x {
-		for i, e := range g.tab[j][v][:n] {
-			kbuf[i] += e
-		}
-	}
+	g.kernelRow(x, kbuf, vbuf)
 	m := 0.0
-	for i, e := range kbuf {
-		kbuf[i] = math.Exp(-e)
-		m += kbuf[i] * g.alpha[i]
+	for i, e := range kbuf[:n] {
+		m += e * g.alpha[i]
 	}
 	// v = L⁻¹ k; variance = 1 - |v|².
 	vv := 0.0
@@ -270,13 +311,15 @@ func meanStd(v []float64) (mean, sd float64) {
 
 // kern is the kernel between two feature vectors.
 func (g *gp) kern(a, b []int) float64 {
-	s := 0.0
+	s, add := 0.0, 0.0
 	for j, v := range a {
 		if b[j] != v {
-			s += g.theta[j] * g.dist[j][b[j]][v]
+			d := g.dist[j][b[j]][v]
+			s += g.theta[j] * d
+			add += g.u[j] * d
 		}
 	}
-	return math.Exp(-s)
+	return (1-g.w)*math.Exp(-s) + g.w*(1-add/g.usum)
 }
 
 // predictScratch is scratch space for believers.predict.
@@ -367,19 +410,33 @@ func (b *believers) predict(x []int, sc *predictScratch) (mean, sd float64) {
 	return mean, b.g.sc * math.Sqrt(max(variance, 1e-12))
 }
 
-// mean is the posterior mean at x (predict without the variance); kbuf is
-// scratch space of length n.
-func (g *gp) mean(x []int, kbuf []float64) float64 {
-	kbuf = kbuf[:g.n]
-	clear(kbuf)
-	for j, v := range x {
-		for i, e := range g.tab[j][v][:g.n] {
-			kbuf[i] += e
-		}
-	}
+// mean is the posterior mean at x (predict without the variance); kbuf and
+// abuf are scratch space of length n.
+func (g *gp) mean(x []int, kbuf, abuf []float64) float64 {
+	g.kernelRow(x, kbuf, abuf)
 	m := 0.0
-	for i, e := range kbuf {
-		m += math.Exp(-e) * g.alpha[i]
+	for i, e := range kbuf[:g.n] {
+		m += e * g.alpha[i]
 	}
 	return g.mu + g.sc*m
+}
+
+// kernelRow fills kbuf with k(x, xs[i]); abuf is scratch space (both of
+// length n).
+func (g *gp) kernelRow(x []int, kbuf, abuf []float64) {
+	n := g.n
+	kbuf, abuf = kbuf[:n], abuf[:n]
+	clear(kbuf)
+	clear(abuf)
+	for j, v := range x {
+		for i, e := range g.tab[j][v][:n] {
+			kbuf[i] += e
+		}
+		for i, e := range g.tabA[j][v][:n] {
+			abuf[i] += e
+		}
+	}
+	for i, e := range kbuf {
+		kbuf[i] = (1-g.w)*math.Exp(-e) + g.w*(1-abuf[i])
+	}
 }

@@ -55,6 +55,7 @@ const (
 type gpEHVI struct {
 	theta   [][]float64 // per objective: relevance weights
 	noise   []float64
+	add     []float64 // per objective: the additive share (-1 before the first fit)
 	fitN    int
 	fit     *gpFit
 	version int
@@ -68,12 +69,19 @@ type gpFit struct {
 	models []*gp
 	nTrain int
 	best   []*trial    // heads of the candidate search, best first
+	// tried[j][i] reports whether value i of parameter j is in the
+	// training set (novelty, below).
+	tried [][]bool
 	feas   [][]float64 // feasible results (minimisation form)
 	large  bool
 }
 
 func newGPEHVI(objectives int) *gpEHVI {
-	return &gpEHVI{theta: make([][]float64, objectives), noise: make([]float64, objectives), version: -1}
+	a := &gpEHVI{theta: make([][]float64, objectives), noise: make([]float64, objectives), add: make([]float64, objectives), version: -1}
+	for k := range a.add {
+		a.add[k] = -1
+	}
+	return a
 }
 
 func (a *gpEHVI) propose(v *view) ([]int, string, map[string]string) {
@@ -150,8 +158,15 @@ func (a *gpEHVI) fitModels(v *view) *gpFit {
 		}
 	}
 	xs := make([][]int, len(train))
+	f.tried = make([][]bool, v.codec.dims())
+	for j := range f.tried {
+		f.tried[j] = make([]bool, len(v.codec.values[j]))
+	}
 	for i, t := range train {
 		xs[i] = v.codec.features(t.x)
+		for j, val := range t.x {
+			f.tried[j][val] = true
+		}
 	}
 	dist := v.codec.featureDist()
 	for k := range m {
@@ -173,10 +188,10 @@ func (a *gpEHVI) fitModels(v *view) *gpFit {
 				sweeps = 0
 			}
 		}
-		g := fitGP(hx, hy, dist, a.theta[k], a.noise[k], sweeps)
-		a.theta[k], a.noise[k] = g.theta, g.noise
+		g := fitGPw(hx, hy, dist, a.theta[k], a.noise[k], a.add[k], sweeps)
+		a.theta[k], a.noise[k], a.add[k] = g.theta, g.noise, g.w
 		if len(hx) != len(xs) {
-			g = fitGP(xs, ys, dist, g.theta, g.noise, 0)
+			g = fitGPw(xs, ys, dist, g.theta, g.noise, g.w, 0)
 		}
 		f.models[k] = g
 	}
@@ -184,6 +199,26 @@ func (a *gpEHVI) fitModels(v *view) *gpFit {
 		a.fitN = len(train)
 	}
 	return f
+}
+
+// noveltyVar is the variance (in units of an objective's spread) a
+// candidate gains per parameter value it has that no training result has.
+// A GP over categorical values learns how much a parameter matters only
+// from the values it saw: one that barely varied gets a small relevance
+// weight, and then a value never tried is predicted with confidence to be
+// like the tried ones (dp 8 like dp 1). The added variance lets the
+// acquisition try such values.
+const noveltyVar = 0.15
+
+// novelty is the variance a candidate gains from its untried values.
+func (f *gpFit) novelty(x []int) float64 {
+	n := 0
+	for j, v := range x {
+		if !f.tried[j][v] {
+			n++
+		}
+	}
+	return noveltyVar * float64(n)
 }
 
 // maxBelievers bounds the trials in flight that condition the models'
@@ -221,7 +256,7 @@ func (a *gpEHVI) sample(v *view) []int {
 	for _, x := range pending {
 		p := make([]float64, m)
 		for k := range m {
-			p[k] = study.MinFormValue(f.back(f.models[k].mean(x, kbuf), k), f.dirs[k])
+			p[k] = study.MinFormValue(f.back(f.models[k].mean(x, kbuf, vbuf), k), f.dirs[k])
 		}
 		pts = append(pts, p)
 	}
@@ -245,8 +280,13 @@ func (a *gpEHVI) sample(v *view) []int {
 	p := make([]float64, m)
 	score := func(c *scored, predict func(k int) (float64, float64)) {
 		c.opt, c.unc = 0, 0
+		nov := f.novelty(c.x)
 		for k := range m {
 			c.mu[k], c.sd[k] = predict(k)
+			if nov > 0 {
+				s := f.models[k].sc
+				c.sd[k] = math.Sqrt(min(c.sd[k]*c.sd[k]+nov*s*s, s*s*(1+f.models[k].noise)))
+			}
 			c.unc += c.sd[k] / f.models[k].sc
 			p[k] = study.MinFormValue(f.back(c.mu[k]+optimism*c.sd[k]*optSign(f.dirs[k]), k), f.dirs[k])
 		}

@@ -132,6 +132,22 @@ func (v *view) inStartup() bool {
 	return bench < v.spec.Sampler.StartupTrials || feasible < 2
 }
 
+// drawLeastUsed draws an index with probability proportional to
+// 1/(1+uses[i]).
+func drawLeastUsed(uses []float64, rng *rand.Rand) int {
+	total := 0.0
+	for _, u := range uses {
+		total += 1 / (1 + u)
+	}
+	r := rng.Float64() * total
+	for i, u := range uses {
+		if r -= 1 / (1 + u); r < 0 {
+			return i
+		}
+	}
+	return len(uses) - 1
+}
+
 // startupDraw draws a startup configuration, keeping the first the
 // feasibility model does not expect to be rejected or to fail (at most 64
 // draws). A draw is SGLang's defaults (the baseline) with a random half of
@@ -144,10 +160,24 @@ func (v *view) startupDraw() []int {
 	bestP := -1.0
 	base := v.codec.baseline()
 	d := len(base)
+	// Values proposed least so far are drawn most (weight 1/(1+uses)), so
+	// the startup trials cover every value of every parameter early: a
+	// value never tried is one no model can say anything about.
+	uses := make([][]float64, d)
+	for j := range uses {
+		uses[j] = make([]float64, len(v.codec.values[j]))
+	}
+	for _, t := range v.all {
+		if t.x != nil {
+			for j, i := range t.x {
+				uses[j][i]++
+			}
+		}
+	}
 	for range 64 {
 		x := append([]int(nil), base...)
 		for _, j := range v.rng.Perm(d)[:min(d, max(3, d/2))] {
-			x[j] = v.rng.IntN(len(v.codec.values[j]))
+			x[j] = drawLeastUsed(uses[j], v.rng)
 		}
 		if _, dup := v.seen[keyOf(x)]; dup {
 			continue
