@@ -68,12 +68,12 @@ type gpFit struct {
 	logT   []bool
 	models []*gp
 	nTrain int
-	best   []*trial    // heads of the candidate search, best first
+	best   []*trial // heads of the candidate search, best first
 	// tried[j][i] reports whether value i of parameter j is in the
 	// training set (novelty, below).
 	tried [][]bool
-	feas   [][]float64 // feasible results (minimisation form)
-	large  bool
+	feas  [][]float64 // feasible results (minimisation form)
+	large bool
 }
 
 func newGPEHVI(objectives int) *gpEHVI {
