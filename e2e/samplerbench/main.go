@@ -82,6 +82,7 @@ type options struct {
 	searchPairs  bool
 	warm         bool
 	warmOnly     bool
+	single       bool
 	jsonOut      string
 	timeScale    float64
 	earlyStop    bool
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.searchRandom, "search-random", 200000, "random configurations of a reference search")
 	fs.BoolVar(&o.searchPairs, "search-pairs", true, "also search two-parameter neighbourhoods of the front")
 	fs.BoolVar(&o.warm, "warm", false, "also run the warm-start benchmark")
+	fs.BoolVar(&o.single, "single", false, "also run the single-objective benchmark (goptuna's tpe and cmaes beside gp-ehvi)")
 	fs.BoolVar(&o.warmOnly, "warm-only", false, "run the warm-start benchmark only")
 	fs.StringVar(&o.jsonOut, "json", "", "write every study's per-trial record here")
 	fs.Float64Var(&o.timeScale, "time-scale", 1.0/400, "services: real seconds per simulated second of a trial")
@@ -205,6 +207,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		var jobs []studyJob
 		for _, pr := range order {
 			for _, v := range o.variants {
+				if !pr.accepts(v) {
+					continue
+				}
 				for seed := range int64(o.seeds) {
 					jobs = append(jobs, studyJob{pr: pr, v: v, seed: seed + int64(o.firstSeed), budget: o.budget})
 				}
@@ -231,6 +236,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "Mode %s, %d seeds, budget %d, %d studies, %s wall.\n\n", o.mode, o.seeds, o.budget, len(all), time.Since(t0).Round(time.Second))
 		report(stdout, o, order, all)
+	}
+	if o.single {
+		so := o
+		so.variants = nil
+		for _, n := range []string{"tpe-seq", "tpe-par", "cmaes-seq", "cmaes-par", "gp-ehvi-seq", "gp-ehvi-par", "random-par"} {
+			v, _ := variantByName(n)
+			so.variants = append(so.variants, v)
+		}
+		var sprobs []*problem
+		var jobs []studyJob
+		for _, s := range singleSurfaces() {
+			pr, err := load(s)
+			if err != nil {
+				return err
+			}
+			sprobs = append(sprobs, pr)
+			for _, v := range so.variants {
+				for seed := range int64(o.seeds) {
+					jobs = append(jobs, studyJob{pr: pr, v: v, seed: seed + int64(o.firstSeed), budget: o.budget})
+				}
+			}
+		}
+		runs, err := runJobs(o, jobs, logf)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "## Single objective (output tokens/s)\n\n")
+		report(stdout, so, sprobs, runs)
+		all = append(all, runs...)
 	}
 	if o.warm {
 		wr, err := runWarm(o, load, logf)

@@ -22,6 +22,9 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 	spec := pr.spec
 	spec.StudyName = studyName(pr.surf.Name(), v.name, seed)
 	spec.NTrials = budget
+	if v.startup > 0 {
+		spec.Sampler.StartupTrials = v.startup
+	}
 	st, err := sampler.NewInProcess(spec, sampler.InProcessOptions{Algorithm: v.algo, Seed: &seed, IgnoreInvalid: v.seedMode, WarmStart: warm})
 	if err != nil {
 		return res, nil, err

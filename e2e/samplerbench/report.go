@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"fmt"
 	"io"
 	"os"
@@ -109,12 +110,19 @@ func report(w io.Writer, o options, probs []*problem, runs []runResult) {
 		if pr.surf.HeldOut() {
 			held = " (HELD OUT)"
 		}
-		fmt.Fprintf(w, "### %s%s\n\n%s. Reference point %.4g s, %.4g tok/s; best known front %d members, hypervolume %.6g.\n\n",
-			pr.surf.Name(), held, pr.surf.Describe(), pr.ref[0], pr.ref[1], len(pr.best), pr.bestH)
+		var refs []string
+		for k, o := range pr.spec.Objectives {
+			refs = append(refs, fmt.Sprintf("%s %.4g %s", o.Name, pr.ref[k], o.Unit))
+		}
+		fmt.Fprintf(w, "### %s%s\n\n%s. Reference point %s; best known front %d members, hypervolume %.6g.\n\n",
+			pr.surf.Name(), held, pr.surf.Describe(), strings.Join(refs, ", "), len(pr.best), pr.bestH)
 		fmt.Fprintf(w, "| setting | @%d median | @%d min | @%d median | @%d min | known-cause failures after the %dth (all seeds) | failed/study | rejected/study | propose p50 | propose max |\n",
 			mid, mid, o.budget, o.budget, knownAfter)
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, v := range o.variants {
+			if !pr.accepts(v) {
+				continue
+			}
 			var f50, f100, failed, rej []float64
 			var times []time.Duration
 			known, launches := 0, 0
@@ -167,6 +175,9 @@ func report(w io.Writer, o options, probs []*problem, runs []runResult) {
 	}
 	fmt.Fprintln(w)
 	for _, v := range o.variants {
+		if !probs[0].accepts(v) {
+			continue
+		}
 		fmt.Fprintf(w, "| %s |", v.name)
 		for _, pr := range probs {
 			var f50, f100 []float64

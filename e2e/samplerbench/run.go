@@ -20,6 +20,8 @@ type variant struct {
 	parallel bool
 	// seedMode hides invalid trials from the algorithm (the seed's NSGA-II).
 	seedMode bool
+	// startup, when > 0, overrides the spec's sampler.startup_trials.
+	startup int
 }
 
 func (v variant) capacity() int {
@@ -41,7 +43,14 @@ func variants() []variant {
 	for _, a := range []string{study.AlgoGPEHVI, study.AlgoMOTPE, study.AlgoScalarizedTPE, study.AlgoNSGA2, study.AlgoRandom} {
 		out = append(out, variant{name: a + "-seq", algo: a}, variant{name: a + "-par", algo: a, parallel: true})
 	}
-	out = append(out, variant{name: "nsga2-seed-seq", algo: study.AlgoNSGA2, seedMode: true})
+	for _, a := range []string{study.AlgoTPE, study.AlgoCMAES} {
+		out = append(out, variant{name: a + "-seq", algo: a}, variant{name: a + "-par", algo: a, parallel: true})
+	}
+	out = append(out, variant{name: "nsga2-seed-seq", algo: study.AlgoNSGA2, seedMode: true},
+		variant{name: "gp-ehvi-par-s5", algo: study.AlgoGPEHVI, parallel: true, startup: 5},
+		variant{name: "gp-ehvi-par-s16", algo: study.AlgoGPEHVI, parallel: true, startup: 16},
+		variant{name: "gp-ehvi-seq-s16", algo: study.AlgoGPEHVI, startup: 16},
+		variant{name: "gp-ehvi-seq-s5", algo: study.AlgoGPEHVI, startup: 5})
 	return out
 }
 
@@ -132,4 +141,10 @@ func causeOf(class, logTail, reason string) string {
 // (execbackend's wording), which is also its log tail.
 func execReason(m Measurement) string {
 	return fmt.Sprintf("benchmark command failed: exit status 1; stderr: %s", m.Stderr)
+}
+
+// accepts reports whether the setting runs on the problem: goptuna's
+// single-objective algorithms only where there is one objective.
+func (pr *problem) accepts(v variant) bool {
+	return len(pr.spec.Objectives) == 1 || !study.SingleObjectiveOnly(v.algo)
 }

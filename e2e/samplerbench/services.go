@@ -129,6 +129,9 @@ func (s *serviceStack) runNamed(pr *problem, v variant, seed int64, budget int, 
 	spec.NTrials = budget
 	spec.Sampler.Algorithm, spec.Sampler.Acquisition, spec.Sampler.Seed = v.algo, "", seed
 	spec.Sampler.WarmStart = warm
+	if v.startup > 0 {
+		spec.Sampler.StartupTrials = v.startup
+	}
 	cfg := sampler.Config{NATS: s.conn, Spec: spec, Fresh: true, FleetPoll: 200 * time.Millisecond}
 	if !v.parallel {
 		cfg.MaxInFlight = 1

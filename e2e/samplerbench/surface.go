@@ -72,7 +72,7 @@ func surfaceByName(name string) (Surface, bool) {
 
 // allSurfaces adds the warm-start benchmark's related surfaces.
 func allSurfaces() []Surface {
-	return append(surfaces(), warmSurfaces()...)
+	return append(append(surfaces(), warmSurfaces()...), singleSurfaces()...)
 }
 
 func surfaceNames(ss []Surface) []string {

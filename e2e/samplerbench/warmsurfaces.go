@@ -64,3 +64,26 @@ func (cliffsUpgraded) Measure(p events.Params, gpus int) Measurement {
 }
 
 func (cliffsUpgraded) Noisy(m Measurement, rng *rand.Rand) Measurement { return cliffs{}.Noisy(m, rng) }
+
+// throughputOnly is a surface with one objective, output tokens/s: the
+// study goptuna's single-objective TPE and CMA-ES run on.
+type throughputOnly struct{ Surface }
+
+func (s throughputOnly) Name() string { return s.Surface.Name() + "-tps" }
+func (s throughputOnly) Describe() string {
+	return s.Surface.Describe() + "; one objective, output tokens/s"
+}
+func (s throughputOnly) Spec() study.Spec {
+	sp := s.Surface.Spec()
+	for _, o := range sp.Objectives {
+		if o.Name == "tps" {
+			sp.Objectives = []study.Objective{o}
+		}
+	}
+	return sp
+}
+
+// singleSurfaces are the single-objective surfaces (-single).
+func singleSurfaces() []Surface {
+	return []Surface{throughputOnly{surfaces()[0]}, throughputOnly{cliffs{}}}
+}
