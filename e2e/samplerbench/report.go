@@ -2,11 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"strings"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
