@@ -90,7 +90,9 @@ func TestFleetOf32RunnersNeverWaitsForProposals(t *testing.T) {
 		cmd := exec.Command(sgtuneBin, "runner", "--nats-url", srv.ClientURL(), "--id", fmt.Sprintf("fleet-%02d", i),
 			"--backend", "exec", "--benchmark-cmd", self+" "+fakeTrialArg, "--gpus", fmt.Sprint(gpusEach),
 			"--log-dir", filepath.Join(dir, "logs"), "--log-level", "warn")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("FAKE_TRIAL_SECONDS=%g", trialSecs))
+		// The trial consumer's MaxAckPending caps the trials of one GPU class
+		// claimed at once across the fleet (default 64): raise it to the fleet.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("FAKE_TRIAL_SECONDS=%g", trialSecs), fmt.Sprintf("SGTUNE_MAX_ACK_PENDING=%d", 2*runners*gpusEach))
 		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("runner-%02d.log", i)))
 		if err != nil {
 			t.Fatal(err)
