@@ -11,8 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// maxCASAttempts bounds UpdateJSON's retries on revision conflicts.
-const maxCASAttempts = 50
+// casRetryLimit bounds how long UpdateJSON and UpdateRaw retry lost
+// compare-and-swaps. It is a time, not a count: on a busy host one round
+// trip takes tens of milliseconds and a writer among many can lose dozens
+// of rounds in a row (41 of them, 32 writers of one key on 2 loaded cores),
+// yet the key keeps moving; giving up then would drop a study-state or
+// front write. Only a key rewritten without pause for this long fails.
+const casRetryLimit = 30 * time.Second
 
 // GetJSON reads and decodes key. A missing key returns an error wrapping
 // jetstream.ErrKeyNotFound.
@@ -46,7 +51,8 @@ func PutJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 // several times; returning ErrNoChange skips the write.
 func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur *T, exists bool) error) (T, error) {
 	var zero T
-	for attempt := range maxCASAttempts {
+	deadline := time.Now().Add(casRetryLimit)
+	for attempt := 0; ; attempt++ {
 		var cur T
 		var rev uint64
 		exists := false
@@ -82,18 +88,18 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 		if !isRevisionConflict(err) {
 			return zero, fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
-		if err := casBackoff(ctx, attempt); err != nil {
-			return zero, err
+		if err := casBackoff(ctx, attempt, deadline); err != nil {
+			return zero, fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
 	}
-	return zero, fmt.Errorf("write %s/%s: still conflicting after %d attempts", kv.Bucket(), key, maxCASAttempts)
 }
 
 // UpdateRaw is UpdateJSON for values that are not JSON-encoded by natsx
 // (the pareto front is written as compact ASCII JSON by the reporter):
 // fn gets the current bytes (nil when absent) and returns the new bytes.
 func UpdateRaw(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte) ([]byte, error)) error {
-	for attempt := range maxCASAttempts {
+	deadline := time.Now().Add(casRetryLimit)
+	for attempt := 0; ; attempt++ {
 		var cur []byte
 		var rev uint64
 		exists := false
@@ -123,11 +129,10 @@ func UpdateRaw(ctx context.Context, kv jetstream.KeyValue, key string, fn func(c
 		if !isRevisionConflict(err) {
 			return fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
-		if err := casBackoff(ctx, attempt); err != nil {
-			return err
+		if err := casBackoff(ctx, attempt, deadline); err != nil {
+			return fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
 		}
 	}
-	return fmt.Errorf("write %s/%s: still conflicting after %d attempts", kv.Bucket(), key, maxCASAttempts)
 }
 
 // isRevisionConflict recognises a lost compare-and-swap: ErrKeyExists (10071 on
@@ -137,16 +142,20 @@ func isRevisionConflict(err error) bool {
 }
 
 // casBackoff waits a random moment after a lost compare-and-swap, growing
-// with the attempt (at most ~16 ms), so many writers of one key spread out
-// instead of colliding again in lockstep.
-func casBackoff(ctx context.Context, attempt int) error {
+// with the attempt (at most ~64 ms, a loaded host's few round trips), so
+// many writers of one key spread out instead of colliding again in
+// lockstep. Past deadline it returns an error naming the attempts.
+func casBackoff(ctx context.Context, attempt int, deadline time.Time) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if time.Now().After(deadline) {
+		return fmt.Errorf("still conflicting after %d attempts in %s", attempt+1, casRetryLimit)
 	}
 	if attempt == 0 {
 		return nil // the first conflict retries at once
 	}
-	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4)))
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
