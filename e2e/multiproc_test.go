@@ -181,6 +181,13 @@ func TestRunnersSmallerThanTheLargestTrialClass(t *testing.T) {
 		startProc(t, "runner", nil, "runner", "--nats-url", url, "--sim", "--gpus", "4", "--id", fmt.Sprintf("r%d", i),
 			"--sim-time-scale", "0.02", "--log-dir", filepath.Join(dir, "logs"))
 	}
+	// The validator names the fleet it sees: the sampler starts once both
+	// runners are in it (a loaded host starts the second process late).
+	js := jsClient(t, url)
+	eventually(t, time.Minute, "both runners in the fleet", func() bool {
+		live, err := natsx.LiveRunners(context.Background(), js)
+		return err == nil && len(live) == 2
+	})
 	sampler := startProc(t, "sampler", nil, "sampler", "--nats-url", url, "--spec", spec)
 	select {
 	case <-sampler.done:
@@ -192,7 +199,6 @@ func TestRunnersSmallerThanTheLargestTrialClass(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js := jsClient(t, url)
 	fleetRejections, benchmarked := 0, 0
 	err := natsx.Replay(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy("small"), func(data []byte, _ natsx.Meta) error {
 		head, err := events.PeekEnvelope(data)
@@ -202,6 +208,12 @@ func TestRunnersSmallerThanTheLargestTrialClass(t *testing.T) {
 		switch head.Type {
 		case events.TypeTrialResult:
 			benchmarked++
+			// A trial no runner fits is rejected, never queued to fail later.
+			if r, err := events.Decode[events.TrialResult](data, events.TypeTrialResult); err != nil {
+				return err
+			} else if r.FailureClass == events.FailNoRunner {
+				t.Errorf("trial %d was queued though no runner fits it: %s", r.Trial, r.Reason)
+			}
 		case events.TypeCandidateRejected:
 			r, err := events.Decode[events.CandidateRejected](data, events.TypeCandidateRejected)
 			if err != nil {

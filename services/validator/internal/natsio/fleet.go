@@ -9,13 +9,11 @@ import (
 	"github.com/sgtune/sgtune/services/validator/internal/rules"
 )
 
-// emptyRefresh bounds how long an empty fleet is cached: while candidates
-// wait for the first runner, the fleet is re-read at least this often.
-const emptyRefresh = time.Second
-
 // Fleet caches the live runners' inventories for the hardware rules,
-// refreshing at most every Refresh (at most every second while no runner is
-// alive). It is safe for concurrent use.
+// refreshing at most every Refresh. An empty fleet is never cached: the
+// first runners register while the study starts, and a trial judged against
+// a fleet read a moment before them would pass the fit check unjudged (an
+// 8-GPU trial queued for 4-GPU runners). It is safe for concurrent use.
 type Fleet struct {
 	list    func(ctx context.Context) ([]events.RunnerStatus, error)
 	refresh time.Duration
@@ -39,13 +37,23 @@ func NewFleet(list func(ctx context.Context) ([]events.RunnerStatus, error), ref
 func (f *Fleet) Hosts(ctx context.Context) ([]rules.Host, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ttl := f.refresh
-	if len(f.hosts) == 0 {
-		ttl = min(ttl, emptyRefresh)
-	}
-	if !f.fetched.IsZero() && f.now().Sub(f.fetched) < ttl {
+	if len(f.hosts) > 0 && f.now().Sub(f.fetched) < f.refresh {
 		return f.hosts, nil
 	}
+	return f.read(ctx)
+}
+
+// Fresh re-reads the live hosts whatever the cache holds (a rejection is
+// judged against the fleet as it is now). When the fleet cannot be read it
+// returns the last known hosts with the error.
+func (f *Fleet) Fresh(ctx context.Context) ([]rules.Host, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.read(ctx)
+}
+
+// read lists the runners into the cache; f.mu is held.
+func (f *Fleet) read(ctx context.Context) ([]rules.Host, error) {
 	runners, err := f.list(ctx)
 	if err != nil {
 		return f.hosts, err

@@ -168,21 +168,20 @@ func (v *Validator) HandleCandidate(ctx context.Context, ev events.CandidateProp
 			return err // ctx done: the loop naks it for another validator
 		}
 	}
-	in := rules.NewInput(spec, ev.Params, v.opts.DeviceNum, fleet)
-	in.Baseline = ev.Sampler == "baseline"
-	hash := rules.CanonicalHash(in)
-	if rejections := rules.Evaluate(spec, in); len(rejections) > 0 {
-		return v.reject(ctx, log, ev, rejections, nil, hash)
-	}
-
-	gpus := study.GPUsNeeded(in.Params, spec.Model.StaticArgs)
-	// Whatever the rule sets: a trial no live runner can fit would wait in
-	// its class's queue forever.
 	if !rules.UsesFleet(spec.Rules) {
 		fleet, _ = v.fleet.Hosts(ctx) // the last known fleet when it cannot be read
 	}
-	if rej, ok := rules.FleetFit(gpus, fleet); !ok {
-		return v.reject(ctx, log, ev, []events.Rejection{rej}, nil, hash)
+	in, gpus, rejections := judge(spec, ev, v.opts.DeviceNum, fleet)
+	if dependsOnFleet(rejections) {
+		// The fleet was read up to a refresh ago: a runner that joined since
+		// may fit the trial. Rejected only against the fleet as it is now.
+		if fresh, err := v.fleet.Fresh(ctx); err == nil && len(fresh) > 0 {
+			in, gpus, rejections = judge(spec, ev, v.opts.DeviceNum, fresh)
+		}
+	}
+	hash := rules.CanonicalHash(in)
+	if len(rejections) > 0 {
+		return v.reject(ctx, log, ev, rejections, nil, hash)
 	}
 	trialSubject := events.TrialSubject(name, gpus, trial)
 	// Queued earlier (the ack was lost)? The trial subject is checked before
@@ -260,4 +259,31 @@ func (v *Validator) reject(ctx context.Context, log zerolog.Logger, ev events.Ca
 	}
 	log.Info().Strs("rules", ids).Msg("candidate rejected")
 	return nil
+}
+
+// judge evaluates the candidate's rules against fleet and, whatever the
+// rule sets, that a live runner can fit it (a trial none can fit would wait
+// in its class's queue forever). It returns the rules' input, the GPUs the
+// trial needs and the rejections (none: the trial may be queued).
+func judge(spec *study.Spec, ev events.CandidateProposed, deviceNum int, fleet []rules.Host) (rules.Input, int, []events.Rejection) {
+	in := rules.NewInput(spec, ev.Params, deviceNum, fleet)
+	in.Baseline = ev.Sampler == "baseline"
+	if rejections := rules.Evaluate(spec, in); len(rejections) > 0 {
+		return in, 0, rejections
+	}
+	gpus := study.GPUsNeeded(in.Params, spec.Model.StaticArgs)
+	if rej, ok := rules.FleetFit(gpus, fleet); !ok {
+		return in, gpus, []events.Rejection{rej}
+	}
+	return in, gpus, nil
+}
+
+// dependsOnFleet reports whether a rejection judged the live fleet.
+func dependsOnFleet(rejections []events.Rejection) bool {
+	for _, r := range rejections {
+		if r.RuleSet == rules.SetHardware || r.RuleSet == rules.SetFleet {
+			return true
+		}
+	}
+	return false
 }

@@ -23,27 +23,23 @@ func TestFleet_Wait(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return runners, nil
-	}, 5*time.Second, time.Now)
+	}, time.Hour, time.Now)
 
 	// No runner within maxWait: ErrNoLiveRunner, not an empty fleet.
 	if hosts, err := f.Wait(context.Background(), 50*time.Millisecond, 10*time.Millisecond); !errors.Is(err, ErrNoLiveRunner) || hosts != nil {
 		t.Fatalf("got %v, %v; want ErrNoLiveRunner", hosts, err)
 	}
-	// A runner that appears while waiting is seen within emptyRefresh (the
-	// empty fleet is not cached for the whole refresh interval).
+	// A runner that appears while waiting is seen at a poll, long before
+	// the refresh interval (an empty fleet is never cached).
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		mu.Lock()
 		runners = []events.RunnerStatus{{Runner: "r1", GPUs: []events.GPU{{Name: "NVIDIA H100", ComputeCapability: "9.0"}}}}
 		mu.Unlock()
 	}()
-	start := time.Now()
-	hosts, err := f.Wait(context.Background(), 10*time.Second, 20*time.Millisecond)
+	hosts, err := f.Wait(context.Background(), time.Minute, 20*time.Millisecond)
 	if err != nil || len(hosts) != 1 || hosts[0].Name != "r1" {
 		t.Fatalf("got %v, %v", hosts, err)
-	}
-	if waited := time.Since(start); waited > emptyRefresh+time.Second {
-		t.Fatalf("waited %s for a runner that appeared after 100ms", waited)
 	}
 	// A cancelled wait returns the context's error.
 	empty := NewFleet(func(context.Context) ([]events.RunnerStatus, error) { return nil, nil }, time.Second, time.Now)
