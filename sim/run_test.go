@@ -448,8 +448,19 @@ func TestRun_dataParallelWithAPIKey(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if events := sseEvents(t, resp); len(events) != 5 {
-				t.Errorf("events %v", events)
+			// 1-4 cumulative chunks (a step whose chunk is still being
+			// written when the next ends is merged into it, as in SGLang),
+			// the last with all 4 tokens, then [DONE].
+			events := sseEvents(t, resp)
+			n := len(events) - 1
+			if n < 1 || n > 4 || events[n] != "[DONE]" {
+				t.Errorf("want 1-4 chunks + [DONE], got %v", events)
+				return
+			}
+			var last generateEvent
+			if err := json.Unmarshal([]byte(events[n-1]), &last); err != nil || len(last.OutputIDs) != 4 ||
+				last.Meta.CompletionTokens != 4 || string(last.Meta.FinishReason) != `{"type":"length","length":4}` {
+				t.Errorf("last chunk %s (%v)", events[n-1], err)
 			}
 		}()
 	}
