@@ -293,13 +293,12 @@ func (s *composeStack) waitFor(timeout time.Duration, what string, cond func() b
 // waitSampler waits until the sampler reports the study complete in its KV
 // entry; its container stays up (SGTUNE_SAMPLER_LINGER), so that `up --wait`
 // keeps working after the study.
-func (s *composeStack) waitSampler(timeout time.Duration) {
+func (s *composeStack) waitSampler(servers string, timeout time.Duration) {
 	s.t.Helper()
 	ids := s.containers("sampler")
 	if len(ids) != 1 {
 		s.t.Fatalf("want one sampler container, got %v", ids)
 	}
-	servers := s.natsURLs("nats")
 	s.waitFor(timeout, "the sampler to finish the study", func() bool {
 		out, err := s.nats(servers, "kv", "get", "sgtune_studies", composeStudy, "--raw")
 		var st struct {
@@ -451,7 +450,7 @@ func TestComposeSimStack(t *testing.T) {
 	t.Logf("killed runner %s mid-trial (SIGKILL) after %s",
 		s.docker(time.Minute, "inspect", "-f", "{{.Name}}", killed), time.Since(start).Round(time.Millisecond))
 
-	s.waitSampler(5 * time.Minute)
+	s.waitSampler(servers, 5*time.Minute)
 	t.Logf("study complete after %s; the killed runner is now %s", time.Since(start).Round(time.Millisecond),
 		s.docker(time.Minute, "inspect", "-f", "{{.State.Status}} (restarts: {{.RestartCount}})", killed))
 	s.checkStudy(servers)
@@ -552,7 +551,7 @@ func TestComposeNATSCluster(t *testing.T) {
 	}
 	servers = s.natsURLs(alive...)
 
-	s.waitSampler(5 * time.Minute)
+	s.waitSampler(servers, 5*time.Minute)
 	t.Logf("study complete on two nodes after %s", time.Since(start).Round(time.Millisecond))
 	s.checkStudy(servers)
 

@@ -247,3 +247,70 @@ func TestHealthFollowsTheConnection(t *testing.T) {
 	srv.WaitForShutdown()
 	eventually(t, "unhealthy after the server left", func() bool { return !h.Healthy() })
 }
+
+// A tail follows the stream across a restart of the server (the ordered
+// consumer lives in the server's memory and is gone): every message is
+// delivered once, in order, and Tail keeps following until its context ends.
+func TestTailFollowsAcrossAServerRestart(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := ctxT(t)
+	publish := func(trial int) {
+		t.Helper()
+		for {
+			_, err := natsx.Publish(ctx, js, events.CandidateSubject("a", trial), proposal("a", trial))
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // reconnecting
+		}
+	}
+	for trial := range 3 {
+		publish(trial)
+	}
+	var mu sync.Mutex
+	var seqs []uint64
+	tctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- natsx.Tail(tctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"),
+			func(_ []byte, m natsx.Meta) error {
+				mu.Lock()
+				seqs = append(seqs, m.StreamSeq)
+				mu.Unlock()
+				return nil
+			}, nil)
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	eventually(t, "the stored messages", func() bool { return count() == 3 })
+	for round := range 2 {
+		srv = natstest.RestartServer(t, srv)
+		for trial := 3 + 2*round; trial < 5+2*round; trial++ {
+			publish(trial)
+		}
+		want := 5 + 2*round
+		eventually(t, fmt.Sprintf("%d messages after restart %d", want, round+1), func() bool { return count() >= want })
+		select {
+		case err := <-done:
+			t.Fatalf("Tail returned before its context ended: %v", err)
+		default:
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("stream sequences delivered out of order or twice: %v", seqs)
+		}
+	}
+	if len(seqs) != 7 {
+		t.Fatalf("delivered %d messages (%v), want 7", len(seqs), seqs)
+	}
+}

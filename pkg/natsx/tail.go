@@ -41,31 +41,98 @@ func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, on
 			return nil
 		}
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
+	// next is the stream sequence to resume from when the ordered consumer
+	// has to be made again (0: from the start).
+	var next uint64
+	deliver := func(msg jetstream.Msg) error {
+		meta := MetaOf(msg)
+		if err := onMsg(msg.Data(), meta); err != nil {
+			return &handlerError{err}
+		}
+		next = meta.StreamSeq + 1
+		if !caught && meta.StreamSeq >= target {
+			signal()
+		}
+		return nil
+	}
+	err = follow(ctx, s, filter, next, deliver)
+	var herr *handlerError
+	if errors.As(err, &herr) {
+		return herr.err
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errFollowEnded) {
 		return fmt.Errorf("replay %s (%s): %w", stream, filter, err)
+	}
+	// The iterator ended although nobody stopped it (its consumer gone with
+	// a server or a cluster node, a reset that gave up): a tail that
+	// returned here would leave its reader waiting forever, so it follows
+	// again from the next sequence, with a backoff while the stream is away.
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		err := follow(ctx, s, filter, next, deliver)
+		if errors.As(err, &herr) {
+			return herr.err
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+		}
+	}
+	return nil
+}
+
+// handlerError carries onMsg's error out of follow.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+
+// errFollowEnded: follow's iterator ended before its context did.
+var errFollowEnded = errors.New("the ordered consumer's iterator ended")
+
+// follow delivers the messages of filter from stream sequence from (0: all)
+// through one ordered consumer until ctx is done (nil), deliver fails (its
+// error), or the iterator ends on its own (errFollowEnded, or the error
+// that made creating the consumer fail).
+func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64, deliver func(jetstream.Msg) error) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
-		return fmt.Errorf("replay %s (%s): %w", stream, filter, err)
+		return err
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	failures := 0
 	for {
 		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return errFollowEnded
+		case err != nil:
+			// Ordered consumers recreate themselves; what surfaces here is
+			// transient, unless it keeps coming.
+			if failures++; failures >= 10 {
+				return fmt.Errorf("%w: %w", errFollowEnded, err)
 			}
-			continue // ordered consumers recreate themselves; transient errors end up here
+			continue
 		}
-		meta := MetaOf(msg)
-		if err := onMsg(msg.Data(), meta); err != nil {
+		failures = 0
+		if err := deliver(msg); err != nil {
 			return err
-		}
-		if !caught && meta.StreamSeq >= target {
-			signal()
 		}
 	}
 }
