@@ -116,15 +116,17 @@ func ValueEqual(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	af, aNum := toFloat(a)
-	bf, bNum := toFloat(b)
+	af, aNum := Numeric(a)
+	bf, bNum := Numeric(b)
 	if aNum && bNum {
 		return af == bf
 	}
 	return a == b
 }
 
-func toFloat(v any) (float64, bool) {
+// Numeric reads an int, int64 or float64 value as a float64; ok is false for
+// any other type.
+func Numeric(v any) (f float64, ok bool) {
 	switch x := v.(type) {
 	case int:
 		return float64(x), true

@@ -194,8 +194,8 @@ func askedValues(q events.TrialQueued) map[string]any {
 // by value, a chunked_prefill_size of 0 or below is "disabled" whatever its
 // number (R-C1), strings and booleans as they are.
 func sameValue(name string, asked, got any) bool {
-	af, aNum := number(asked)
-	gf, gNum := number(got)
+	af, aNum := study.Numeric(asked)
+	gf, gNum := study.Numeric(got)
 	switch {
 	case aNum && gNum:
 		if name == "chunked_prefill_size" && af <= 0 && gf <= 0 {
@@ -206,16 +206,4 @@ func sameValue(name string, asked, got any) bool {
 		return false
 	}
 	return asked == got
-}
-
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
 }
