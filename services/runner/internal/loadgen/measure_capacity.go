@@ -20,10 +20,17 @@ import (
 //     measured, so the measured ones start in steady state, not in the first
 //     wave that reaches an idle server all at once;
 //   - open loop at rate λ: after the first level, the requests arriving
-//     within one mean end-to-end latency (of the level before) are not
-//     measured, and the level lasts at least rateLevelE2Es mean latencies,
-//     so its queue has time to build.
-const rateLevelE2Es = 3
+//     within rateRampE2Es mean end-to-end latencies (of the level before)
+//     are not measured, and the level lasts at least rateLevelE2Es of
+//     them, so its queue has time to build. Near capacity a queue settles
+//     slowly: with 1 and 3 latencies the rate search over-estimated a
+//     stand-in's capacity by 11 % (median of 3 seeds; levels too short to
+//     see their p99 grow), with 2 and 8 by 8 %, at twice the search time
+//     (BenchmarkCapacitySearch, docs/benchmarks.md).
+const (
+	rateLevelE2Es = 8
+	rateRampE2Es  = 2
+)
 
 // levelMeasure is one level of a capacity search, its repeats pooled.
 type levelMeasure struct {
@@ -119,7 +126,7 @@ func levelSize(c *events.CapacitySearch, level float64, base int, rate bool, las
 	case !rate:
 		ramp = int(level)
 	case lastE2E > 0:
-		ramp = int(math.Ceil(level * lastE2E.Seconds()))
+		ramp = int(math.Ceil(level * rateRampE2Es * lastE2E.Seconds()))
 		if c.RequestsPerLevel == 0 {
 			n = max(n, int(math.Ceil(level*rateLevelE2Es*lastE2E.Seconds())))
 		}
