@@ -22,12 +22,16 @@ import (
 //     Trials in flight join as "kriging believers" (their predicted mean
 //     taken as observed), so a batch spreads out: near a pending trial the
 //     model is certain and expects nothing new.
-//  3. Candidates: every single-parameter change of the best trials, every
+//  3. Layouts: every other proposal, while some GPU layout (tp × dp × pp)
+//     whose GPU count is on the front was never tried, the most promising
+//     of them under the best settings found for that GPU count
+//     (layouts.go).
+//  4. Candidates: every single-parameter change of the best trials, every
 //     two-parameter change of the best one (a sample of them in large
 //     studies), random 2–3-parameter mutations of the best trials, draws
 //     from MOTPE's Parzen estimator of the best trials, and uniform draws;
 //     none proposed before.
-//  4. Each candidate's score is its expected hypervolume improvement
+//  5. Each candidate's score is its expected hypervolume improvement
 //     (Monte Carlo over the GP posterior, in the objectives' own units,
 //     against the reporter's fixed reference point, study.ReferencePoint on
 //     the baseline) times the probability that it violates no constraint
@@ -267,31 +271,17 @@ func (a *gpEHVI) sample(v *view) []int {
 		conds[k] = newBelievers(f.models[k], pending[max(0, len(pending)-maxBelievers):])
 	}
 
+	sc0 := &scorer{f: f, front: front, ref: ref, p: make([]float64, m)}
+	score := sc0.score
+	p := sc0.p
+	// A GPU layout nobody has tried, every other proposal while some are
+	// left (layouts.go).
+	if x := sc0.coverLayout(v, conds); x != nil && len(v.trials)%2 == 0 {
+		return x
+	}
 	cands := candidates(v, f.best, f.large)
 	if len(cands) == 0 {
 		return nil
-	}
-	type scored struct {
-		x, fx    []int
-		pf       float64
-		mu, sd   []float64
-		opt, unc float64
-	}
-	p := make([]float64, m)
-	score := func(c *scored, predict func(k int) (float64, float64)) {
-		c.opt, c.unc = 0, 0
-		nov := f.novelty(c.x)
-		for k := range m {
-			c.mu[k], c.sd[k] = predict(k)
-			if nov > 0 {
-				s := f.models[k].sc
-				c.sd[k] = math.Sqrt(min(c.sd[k]*c.sd[k]+nov*s*s, s*s*(1+f.models[k].noise)))
-			}
-			c.unc += c.sd[k] / f.models[k].sc
-			p[k] = study.MinFormValue(f.back(c.mu[k]+optimism*c.sd[k]*optSign(f.dirs[k]), k), f.dirs[k])
-		}
-		c.opt = c.pf * hvi(front, p, ref)
-		c.unc *= c.pf
 	}
 	// Every candidate is scored on the models fitted to the results: its
 	// optimistic improvement and its uncertainty; the shortlist (the best
@@ -303,7 +293,7 @@ func (a *gpEHVI) sample(v *view) []int {
 		if pf < 1e-3 {
 			continue
 		}
-		c := &scored{x: x, fx: v.codec.features(x), pf: pf, mu: make([]float64, m), sd: make([]float64, m)}
+		c := newScored(v, x, pf, m)
 		score(c, func(k int) (float64, float64) { return f.models[k].predict(c.fx, kbuf, vbuf) })
 		list = append(list, c)
 	}
@@ -363,6 +353,46 @@ func (a *gpEHVI) sample(v *view) []int {
 		return explore.x
 	}
 	return best
+}
+
+// scored is a candidate with its predictions and scores.
+type scored struct {
+	x, fx    []int
+	pf       float64 // probability of violating no constraint
+	mu, sd   []float64
+	opt, unc float64 // optimistic improvement and uncertainty, times pf
+}
+
+func newScored(v *view, x []int, pf float64, m int) *scored {
+	return &scored{x: x, fx: v.codec.features(x), pf: pf, mu: make([]float64, m), sd: make([]float64, m)}
+}
+
+// scorer scores candidates against the front to improve.
+type scorer struct {
+	f     *gpFit
+	front [][]float64
+	ref   []float64
+	p     []float64 // scratch
+}
+
+// score sets c's predictions (from predict, plus the novelty variance of
+// its untried values), its optimistic hypervolume improvement and its
+// uncertainty.
+func (s *scorer) score(c *scored, predict func(k int) (float64, float64)) {
+	f := s.f
+	c.opt, c.unc = 0, 0
+	nov := f.novelty(c.x)
+	for k := range f.m {
+		c.mu[k], c.sd[k] = predict(k)
+		if nov > 0 {
+			sc := f.models[k].sc
+			c.sd[k] = math.Sqrt(min(c.sd[k]*c.sd[k]+nov*sc*sc, sc*sc*(1+f.models[k].noise)))
+		}
+		c.unc += c.sd[k] / f.models[k].sc
+		s.p[k] = study.MinFormValue(f.back(c.mu[k]+optimism*c.sd[k]*optSign(f.dirs[k]), k), f.dirs[k])
+	}
+	c.opt = c.pf * hvi(s.front, s.p, s.ref)
+	c.unc *= c.pf
 }
 
 // optimism is how many standard deviations the optimistic choice shifts;

@@ -291,3 +291,47 @@ func Baseline(space study.Space) (events.Params, error) {
 	}
 	return c.decode(c.baseline()), nil
 }
+
+// layouts enumerates every combination of the searched GPU-layout
+// parameters' values (tp_size, pp_size, dp_size, enable_dp_attention), as
+// value indices in gpuParams order (-1 where a parameter is not searched).
+func (c *codec) layouts() [][4]int {
+	out := [][4]int{{-1, -1, -1, -1}}
+	for i, j := range c.gpuParams {
+		if j < 0 {
+			continue
+		}
+		var next [][4]int
+		for _, l := range out {
+			for v := range c.values[j] {
+				l2 := l
+				l2[i] = v
+				next = append(next, l2)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// withLayout returns x with its GPU-layout parameters set to l.
+func (c *codec) withLayout(x []int, l [4]int) []int {
+	y := append([]int(nil), x...)
+	for i, j := range c.gpuParams {
+		if j >= 0 {
+			y[j] = l[i]
+		}
+	}
+	return y
+}
+
+// layoutOf is x's GPU layout (see layouts).
+func (c *codec) layoutOf(x []int) [4]int {
+	l := [4]int{-1, -1, -1, -1}
+	for i, j := range c.gpuParams {
+		if j >= 0 {
+			l[i] = x[j]
+		}
+	}
+	return l
+}
