@@ -329,3 +329,57 @@ func reflectParams(a, b events.Params) bool {
 	}
 	return true
 }
+
+// A trial in flight taken as a pessimistic liar lowers the predicted mean
+// at itself and at its near neighbours, by less the less correlated they
+// are (far away it hardly moves), leaves the variance as the kriging believer does, and a lie of 0 is
+// the believer.
+func TestLiarsLowerTheMeanNearTrialsInFlight(t *testing.T) {
+	t.Parallel()
+	c, err := newCodec(toySpace())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	f := func(x []int) float64 { return float64(x[0]) + 0.5*float64(x[3]) + 0.2*float64(x[6]) }
+	var xs [][]int
+	var ys []float64
+	for len(xs) < 40 {
+		x := c.random(rng)
+		xs = append(xs, x)
+		ys = append(ys, f(x))
+	}
+	g := fitGP(xs, ys, c.dist, nil, 0, 2)
+	pending := c.random(rng)
+	near := slices.Clone(pending)
+	near[6] = (near[6] + 1) % len(c.values[6])
+	far := slices.Clone(pending)
+	for j := range far {
+		far[j] = (far[j] + 2) % len(c.values[j])
+	}
+	sc := newPredictScratch(g.n, 1)
+	believe := newBelievers(g, [][]int{pending})
+	lie := newLiars(g, [][]int{pending}, -1)
+	zero := newLiars(g, [][]int{pending}, 0)
+	drop := map[string]float64{}
+	for name, x := range map[string][]int{"pending": pending, "near": near, "far": far} {
+		mb, sb := believe.predict(x, sc)
+		ml, sl := lie.predict(x, sc)
+		mz, sz := zero.predict(x, sc)
+		if mz != mb || sz != sb {
+			t.Errorf("%s: a lie of 0 predicts %.4f±%.4f, the believer %.4f±%.4f", name, mz, sz, mb, sb)
+		}
+		if math.Abs(sl-sb) > 1e-12 {
+			t.Errorf("%s: the liar's sd %.4f differs from the believer's %.4f", name, sl, sb)
+		}
+		drop[name] = mb - ml
+	}
+	_, sd0 := g.predict(pending, nil, nil)
+	if drop["pending"] < 0.5*sd0 || drop["pending"] > 1.01*sd0 {
+		t.Errorf("at the trial in flight the mean dropped by %.3f, want most of one posterior sd (%.3f)", drop["pending"], sd0)
+	}
+	// Far away the conditional covariance is small and of either sign.
+	if !(drop["pending"] >= drop["near"] && drop["near"] > 0 && math.Abs(drop["far"]) < drop["near"]/2) {
+		t.Errorf("mean drops: pending %.3f, near %.3f, far %.3f; want pending ≥ near > |far|·2", drop["pending"], drop["near"], drop["far"])
+	}
+}

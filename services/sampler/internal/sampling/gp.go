@@ -340,9 +340,17 @@ type believers struct {
 	px [][]int
 	vp [][]float64 // L⁻¹ k(D, p_i)
 	ls []float64   // Cholesky factor of S
+	z  []float64   // Ls⁻¹ r: the liars' residuals (nil: kriging believers)
 }
 
-func newBelievers(g *gp, px [][]int) *believers {
+func newBelievers(g *gp, px [][]int) *believers { return newLiars(g, px, 0) }
+
+// newLiars conditions g on the trials in flight px observed at their
+// posterior mean plus lie posterior standard deviations (standardised
+// units; 0 is the kriging believer): a lie towards worse pulls the mean of
+// configurations correlated with a trial in flight down with it, so a
+// batch does not propose the same change on two near-identical heads.
+func newLiars(g *gp, px [][]int, lie float64) *believers {
 	b := &believers{g: g, px: px}
 	n, np := g.n, len(px)
 	if np == 0 {
@@ -383,6 +391,20 @@ func newBelievers(g *gp, px [][]int) *believers {
 		}
 	}
 	b.ls = s
+	if lie != 0 {
+		b.z = make([]float64, np)
+		for i := range np {
+			vv := 0.0
+			for _, e := range b.vp[i] {
+				vv += e * e
+			}
+			r := lie * math.Sqrt(max(1-vv, 1e-12))
+			for k := range i {
+				r -= s[i*np+k] * b.z[k]
+			}
+			b.z[i] = r / s[i*np+i]
+		}
+	}
 	return b
 }
 
@@ -406,6 +428,9 @@ func (b *believers) predict(x []int, sc *predictScratch) (mean, sd float64) {
 		}
 		sc.c[i] = c / b.ls[i*np+i]
 		variance -= sc.c[i] * sc.c[i]
+		if b.z != nil {
+			mean += b.g.sc * sc.c[i] * b.z[i]
+		}
 	}
 	return mean, b.g.sc * math.Sqrt(max(variance, 1e-12))
 }
