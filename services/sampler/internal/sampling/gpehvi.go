@@ -288,8 +288,10 @@ func (a *gpEHVI) sample(v *view) []int {
 	p := sc0.p
 	// A GPU layout nobody has tried, every other proposal while some are
 	// left (layouts.go).
-	if x := sc0.coverLayout(v, conds); x != nil && len(v.trials)%2 == 0 {
-		return x
+	if len(v.trials)%2 == 0 {
+		if x := sc0.coverLayout(v, conds); x != nil {
+			return x
+		}
 	}
 	cands := candidates(v, f.best, f.large)
 	if len(cands) == 0 {
