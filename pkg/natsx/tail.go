@@ -98,6 +98,14 @@ var errFollowEnded = errors.New("the ordered consumer's iterator ended")
 // through one ordered consumer until ctx is done (nil), deliver fails (its
 // error), or the iterator ends on its own (errFollowEnded, or the error
 // that made creating the consumer fail).
+//
+// The ordered consumer mends what it notices (missed heartbeats, a gap in
+// its sequence, a deleted consumer), but a consumer can also go quiet while
+// its heartbeats keep coming: after the node leading a replicated stream was
+// lost, a sampler's outcome feed delivered nothing more while runners kept
+// recording outcomes. So a watchdog compares what was delivered with what the
+// stream holds, and ends the iterator when the stream has moved on without
+// it; Tail then follows again from the next sequence.
 func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64, deliver func(jetstream.Msg) error) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 0 {
@@ -114,6 +122,16 @@ func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64,
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	progress := newTailProgress(from)
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	go watchStall(wctx, progress, func(ctx context.Context) (uint64, error) {
+		last, err := s.GetLastMsgForSubject(ctx, filter)
+		if err != nil {
+			return 0, err
+		}
+		return last.Sequence, nil
+	}, it.Stop)
 	failures := 0
 	for {
 		msg, err := it.Next()
@@ -131,7 +149,11 @@ func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64,
 			continue
 		}
 		failures = 0
-		if err := deliver(msg); err != nil {
+		seq := MetaOf(msg).StreamSeq
+		progress.handling()
+		err = deliver(msg)
+		progress.delivered(seq)
+		if err != nil {
 			return err
 		}
 	}
