@@ -78,6 +78,7 @@ type gpFit struct {
 	// training set (novelty, below).
 	tried [][]bool
 	feas  [][]float64 // feasible results (minimisation form)
+	feasT []*trial    // the trials of feas, in the same order
 	large bool
 }
 
@@ -125,7 +126,7 @@ func (a *gpEHVI) fitModels(v *view) *gpFit {
 	for _, t := range v.trials {
 		if t.feasible && t.x != nil && len(t.y) == m {
 			train = append(train, t)
-			f.feas = append(f.feas, t.y)
+			f.feas, f.feasT = append(f.feas, t.y), append(f.feasT, t)
 		}
 	}
 	// The best feasible trials, by non-dominated rank then hypervolume

@@ -36,8 +36,9 @@ func (s *scorer) coverLayout(v *view, conds []*believers) []int {
 	sc := newPredictScratch(s.f.nTrain, len(conds[0].px))
 	var pick []int
 	bestOpt := 0.0
-	for _, x := range cands {
-		c := newScored(v, x, v.feas.pFeasible(x, 1), s.f.m)
+	for _, cand := range cands {
+		x := cand.x
+		c := newScored(v, x, cand.pFeasible, s.f.m)
 		s.score(c, func(k int) (float64, float64) { return conds[k].predict(c.fx, sc) })
 		if c.opt > bestOpt {
 			pick, bestOpt = x, c.opt
@@ -52,7 +53,7 @@ func (s *scorer) coverLayout(v *view, conds []*believers) []int {
 // current front has, the best trial of that GPU count with its layout
 // replaced; those the feasibility model does not expect to be valid and to
 // launch are left out.
-func layoutCandidates(v *view, f *gpFit) [][]int {
+func layoutCandidates(v *view, f *gpFit) []layoutCandidate {
 	tried := map[[4]int]bool{}
 	for _, t := range v.trials {
 		if t.x != nil {
@@ -64,19 +65,11 @@ func layoutCandidates(v *view, f *gpFit) [][]int {
 			tried[v.codec.layoutOf(t.x)] = true
 		}
 	}
-	var pts [][]float64
-	var feas []*trial
-	for _, t := range v.trials {
-		if t.feasible && t.x != nil && len(t.y) == f.m {
-			pts = append(pts, t.y)
-			feas = append(feas, t)
-		}
-	}
 	// The best trial of each GPU count on the front: f.best is best first,
 	// then the front members themselves.
 	var onFront []*trial
-	for _, i := range study.ParetoFront(pts, study.MinDirections(f.m)) {
-		onFront = append(onFront, feas[i])
+	for _, i := range study.ParetoFront(f.feas, study.MinDirections(f.m)) {
+		onFront = append(onFront, f.feasT[i])
 	}
 	heads := map[int][]int{}
 	for _, t := range append(append([]*trial(nil), f.best...), onFront...) {
@@ -88,12 +81,13 @@ func layoutCandidates(v *view, f *gpFit) [][]int {
 	for _, t := range onFront {
 		levels[gpuLevel(v.codec, t.x)] = true
 	}
-	var out [][]int
+	var out []layoutCandidate
+	base := v.codec.baseline()
 	for _, l := range v.codec.layouts() {
 		if tried[l] {
 			continue
 		}
-		lvl := gpuLevel(v.codec, v.codec.withLayout(v.codec.baseline(), l))
+		lvl := gpuLevel(v.codec, v.codec.withLayout(base, l))
 		if !levels[lvl] {
 			continue
 		}
@@ -101,11 +95,18 @@ func layoutCandidates(v *view, f *gpFit) [][]int {
 		if _, dup := v.seen[keyOf(x)]; dup {
 			continue
 		}
-		if v.feas.pFeasible(x, 1) >= coverageMinFeasible {
-			out = append(out, x)
+		if p := v.feas.pFeasible(x, 1); p >= coverageMinFeasible {
+			out = append(out, layoutCandidate{x, p})
 		}
 	}
 	return out
+}
+
+// layoutCandidate is a configuration trying an untried layout and its
+// probability of being valid and launching.
+type layoutCandidate struct {
+	x         []int
+	pFeasible float64
 }
 
 // gpuLevel is log2 of the GPUs x occupies (codec.features' derived feature).
