@@ -99,7 +99,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		return err
 	}
 	for _, sc := range StreamConfigs(t) {
-		err := retryTimeouts(ctx, func(ctx context.Context) error {
+		err := RetryTimeouts(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateStream(ctx, sc)
 			return err
 		})
@@ -108,7 +108,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		}
 	}
 	for _, kc := range KVConfigs(t) {
-		err := retryTimeouts(ctx, func(ctx context.Context) error {
+		err := RetryTimeouts(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateKeyValue(ctx, kc)
 			return err
 		})
@@ -122,7 +122,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 // retryTimeouts retries op while it times out, for up to a minute: on a fresh
 // cluster, creating replicated streams from several services at once can
 // outlast JetStream's API timeout while the RAFT groups form.
-func retryTimeouts(ctx context.Context, op func(context.Context) error) error {
+func RetryTimeouts(ctx context.Context, op func(context.Context) error) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -167,4 +167,20 @@ func KV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.K
 		return nil, fmt.Errorf("open KV bucket %s: %w", bucket, err)
 	}
 	return kv, nil
+}
+
+// EnsureConsumer creates or updates the durable consumer cfg on stream,
+// retrying timeouts (RetryTimeouts): every service of a fresh cluster
+// creates its consumers while the RAFT groups form, and a runner that gave
+// up there failed a `compose up --wait`.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var c jetstream.Consumer
+	err := RetryTimeouts(ctx, func(ctx context.Context) (err error) {
+		c, err = js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s/%s: %w", stream, cfg.Durable, err)
+	}
+	return c, nil
 }

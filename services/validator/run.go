@@ -41,9 +41,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamCandidates, natsio.ConsumerConfig())
+	cons, err := natsx.EnsureConsumer(ctx, js, events.StreamCandidates, natsio.ConsumerConfig())
 	if err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", events.DurableValidator, err)
+		return err
 	}
 	fleet := natsio.NewFleet(func(ctx context.Context) ([]events.RunnerStatus, error) {
 		return natsx.LiveRunners(ctx, js)

@@ -45,11 +45,7 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 
 // EnsureConsumer creates or updates the reporter's durable consumer.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, events.StreamOutcomes, ConsumerConfig())
-	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s/%s: %w", events.StreamOutcomes, events.DurableReporter, err)
-	}
-	return c, nil
+	return natsx.EnsureConsumer(ctx, js, events.StreamOutcomes, ConsumerConfig())
 }
 
 // DecodeOutcome decodes an outcome event (events.TypeTrialResult or

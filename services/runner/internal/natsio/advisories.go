@@ -59,7 +59,7 @@ func WatchMaxDeliveries(ctx context.Context, js jetstream.JetStream, log zerolog
 			Msg("the advisories stream does not capture max-deliveries advisories; watching them live instead")
 		return watchLive(ctx, js, trials, log)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, natsx.StreamAdvisories, jetstream.ConsumerConfig{
+	cons, err := natsx.EnsureConsumer(ctx, js, natsx.StreamAdvisories, jetstream.ConsumerConfig{
 		Durable:       AdvisoryDurable,
 		Description:   "runners dead-letter trials that exhausted their deliveries",
 		FilterSubject: AdvisoryFilter,
@@ -69,7 +69,7 @@ func WatchMaxDeliveries(ctx context.Context, js jetstream.JetStream, log zerolog
 		MaxDeliver:    10,
 	})
 	if err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", AdvisoryDurable, err)
+		return err
 	}
 	return natsx.Consume(ctx, js, cons, natsx.ConsumeOptions{Workers: 1, MaxDeliver: 10, Logger: log},
 		func(ctx context.Context, data []byte, _ natsx.Meta) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/pkg/natsx"
 	"github.com/sgtune/sgtune/services/runner/internal/packing"
 )
 
@@ -34,7 +35,14 @@ func ConsumerConfig(n int, ackWait time.Duration, maxDeliver, maxAckPending int)
 func (r *Runner) EnsureConsumers(ctx context.Context) error {
 	for _, n := range packing.Classes(r.sched.Total()) {
 		want := ConsumerConfig(n, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending)
-		if cur, err := r.js.Consumer(ctx, events.StreamTrials, events.TrialsDurable(n)); err == nil {
+		// On a cluster still forming its RAFT groups (every runner of a
+		// fresh compose stack at once) these calls can time out: retried.
+		var cur jetstream.Consumer
+		err := natsx.RetryTimeouts(ctx, func(ctx context.Context) (err error) {
+			cur, err = r.js.Consumer(ctx, events.StreamTrials, events.TrialsDurable(n))
+			return err
+		})
+		if err == nil {
 			have := cur.CachedInfo().Config
 			want = ReconcileConsumer(have, want)
 			if have.AckWait != r.cfg.AckWait || have.MaxDeliver != r.cfg.MaxDeliver {
@@ -45,9 +53,9 @@ func (r *Runner) EnsureConsumers(ctx context.Context) error {
 		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("read consumer %s: %w", events.TrialsDurable(n), err)
 		}
-		c, err := r.js.CreateOrUpdateConsumer(ctx, events.StreamTrials, want)
+		c, err := natsx.EnsureConsumer(ctx, r.js, events.StreamTrials, want)
 		if err != nil {
-			return fmt.Errorf("ensure consumer %s: %w", events.TrialsDurable(n), err)
+			return err
 		}
 		r.cons[n] = c
 		if aw := c.CachedInfo().Config.AckWait; aw > 0 && aw < r.cfg.AckWait {
