@@ -44,6 +44,7 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 	free := fleetGPUs
 	now, told := 0.0, 0
 	busy, firstStart := 0.0, -1.0
+	finished, finishedFor := 0, 0.0 // trials ended and their total duration
 	t0 := time.Now()
 	for {
 		done, _ := st.Done(time.Unix(0, 0))
@@ -87,20 +88,37 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 				}
 			}
 		}
-		// Start what fits, in queue order.
+		// Start what fits, in queue order, with the runner's reservation
+		// of GPUs for a large trial that waited (schedule.go).
+		sq := make([]schedJob, len(queue))
+		for i, j := range queue {
+			sq[i] = schedJob{gpus: j.gpus, queuedAt: j.proposedAt, duration: defaultDuration(j.prop.Params, j.gpus, j.v.m.Failed)}
+		}
+		sr := make([]schedRunning, len(running))
+		for i, j := range running {
+			sr[i] = schedRunning{j.gpus, j.end}
+		}
+		reserveAfter := 0.0
+		if finished > 0 {
+			reserveAfter = finishedFor / float64(finished)
+		}
+		starts := map[int]bool{}
+		for _, i := range plan(sq, sr, free, now, reserveAfter) {
+			starts[i] = true
+		}
 		var waiting []*job
-		for _, j := range queue {
-			if j.gpus <= free {
-				free -= j.gpus
-				j.start = now
-				if firstStart < 0 {
-					firstStart = now
-				}
-				j.end = now + defaultDuration(j.prop.Params, j.gpus, j.v.m.Failed)
-				running = append(running, j)
-			} else {
+		for i, j := range queue {
+			if !starts[i] {
 				waiting = append(waiting, j)
+				continue
 			}
+			free -= j.gpus
+			j.start = now
+			if firstStart < 0 {
+				firstStart = now
+			}
+			j.end = now + sq[i].duration
+			running = append(running, j)
 		}
 		queue = waiting
 		if len(running) == 0 {
@@ -121,6 +139,7 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 		now = j.end
 		free += j.gpus
 		busy += float64(j.gpus) * (j.end - j.start)
+		finished, finishedFor = finished+1, finishedFor+(j.end-j.start)
 		m := j.v.m
 		ev := events.TrialResult{Envelope: events.Envelope{Study: spec.StudyName, Trial: j.prop.Trial}, Params: j.prop.Params, Backend: "exec"}
 		rec := trialRecord{trial: j.prop.Trial, params: j.prop.Params, proposedAt: secs(j.proposedAt), doneAt: secs(now)}
