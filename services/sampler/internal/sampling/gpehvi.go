@@ -37,9 +37,11 @@ import (
 //     against the reporter's fixed reference point, study.ReferencePoint on
 //     the baseline) times the probability that it violates no constraint
 //     (feasibility.go: what rejections, failures and SLO misses taught).
-//     The best wins; when no candidate is expected to add even 0.3 % to the
-//     front's hypervolume, the optimistic choice (2 standard deviations
-//     towards better) does, else the most uncertain likely-feasible one.
+//     The best three are climbed on that score, one parameter at a time
+//     (climb.go), and the best of all wins; when nothing is expected to add
+//     even 0.3 % to the front's hypervolume, the optimistic choice (2
+//     standard deviations towards better) does, else the most uncertain
+//     likely-feasible one.
 
 const (
 	ehviSamples    = 32
@@ -286,7 +288,6 @@ func (a *gpEHVI) sample(v *view) []int {
 
 	sc0 := &scorer{f: f, front: front, ref: ref, p: make([]float64, m)}
 	score := sc0.score
-	p := sc0.p
 	// A GPU layout nobody has tried, every other proposal while some are
 	// left (layouts.go).
 	if len(v.trials)%2 == 0 {
@@ -345,15 +346,8 @@ func (a *gpEHVI) sample(v *view) []int {
 	var best []int
 	bestScore := 0.0
 	for _, c := range short {
-		ehvi := 0.0
-		for _, zk := range z {
-			for k := range m {
-				p[k] = study.MinFormValue(f.back(c.mu[k]+c.sd[k]*zk[k], k), f.dirs[k])
-			}
-			ehvi += hvi(front, p, ref)
-		}
-		if score := c.pf * ehvi / ehviSamples; score > bestScore {
-			best, bestScore = c.x, score
+		if c.ehvi = sc0.expected(c, z); c.ehvi > bestScore {
+			best, bestScore = c.x, c.ehvi
 		}
 	}
 	// When nothing is expected to improve the front by a meaningful amount,
@@ -361,6 +355,10 @@ func (a *gpEHVI) sample(v *view) []int {
 	// optimistic choice (the hypervolume improvement of the posterior mean
 	// shifted optimism standard deviations towards better), then the most
 	// uncertain one.
+	// The best are climbed on the acquisition (climb.go).
+	if x, score := sc0.climb(v, short, conds, sc, z); x != nil && score > bestScore {
+		best, bestScore = x, score
+	}
 	if bestScore < stallFraction*study.HypervolumeMin(front, ref) {
 		if opt.opt > 0 {
 			return opt.x
@@ -376,6 +374,7 @@ type scored struct {
 	pf       float64 // probability of violating no constraint
 	mu, sd   []float64
 	opt, unc float64 // optimistic improvement and uncertainty, times pf
+	ehvi     float64 // expected hypervolume improvement, times pf (expected)
 }
 
 func newScored(v *view, x []int, pf float64, m int) *scored {
@@ -408,6 +407,20 @@ func (s *scorer) score(c *scored, predict func(k int) (float64, float64)) {
 	}
 	c.opt = c.pf * hvi(s.front, s.p, s.ref)
 	c.unc *= c.pf
+}
+
+// expected is c's Monte Carlo expected hypervolume improvement over z (one
+// standard normal draw per objective each), times its pf.
+func (s *scorer) expected(c *scored, z [][]float64) float64 {
+	f := s.f
+	ehvi := 0.0
+	for _, zk := range z {
+		for k := range f.m {
+			s.p[k] = study.MinFormValue(f.back(c.mu[k]+c.sd[k]*zk[k], k), f.dirs[k])
+		}
+		ehvi += hvi(s.front, s.p, s.ref)
+	}
+	return c.pf * ehvi / float64(len(z))
 }
 
 // optimism is how many standard deviations the optimistic choice shifts;
