@@ -229,10 +229,19 @@ func esMetrics(m map[string]float64, noise func(float64) float64) map[string]flo
 type esTrial struct {
 	prop   sampler.InProcessProposal
 	m      *esMeasure
+	queued float64
 	start  float64
 	next   int // next checkpoint
 	end    float64
 	values []float64 // noise-free objective values when it completes feasibly
+}
+
+// expectedDuration is how long a trial runs to its end (no early stop).
+func (m *esMeasure) expectedDuration() float64 {
+	if m.failed {
+		return m.startup
+	}
+	return m.startup + m.full.DurationS
 }
 
 // esEvent is a trial reaching a checkpoint (cp >= 0) or its end (cp < 0).
@@ -313,9 +322,11 @@ func runEarlyStop(spec study.Spec, algo string, ev *esEval, j *judge, seed int64
 		}
 		heap.Push(&q, esEvent{at: now + t.m.startup + t.m.full.DurationS, t: t, cp: -1})
 	}
+	finished, finishedFor := 0, 0.0 // trials ended and their total duration
 	finish := func(t *esTrial, at float64) {
 		t.end = at
 		free += t.m.gpus
+		finished, finishedFor = finished+1, finishedFor+(at-t.start)
 		running = slices.DeleteFunc(running, func(x *esTrial) bool { return x == t })
 		res.ends = append(res.ends, at)
 		res.gpuSecs = append(res.gpuSecs, gpuSecsAt(at))
@@ -351,16 +362,35 @@ func runEarlyStop(spec study.Spec, algo string, ev *esEval, j *judge, seed int64
 						continue
 					}
 					canon[m.canonical] = true
-					waiting = append(waiting, &esTrial{prop: p, m: m})
+					waiting = append(waiting, &esTrial{prop: p, m: m, queued: now})
 				}
 				if len(props) > 0 {
 					continue
 				}
 			}
 		}
+		// Start what fits, with the runner's reservation for a large trial
+		// that waited (schedule.go); a running trial is expected to run to
+		// its end, as the runner expects.
+		sq := make([]schedJob, len(waiting))
+		for i, t := range waiting {
+			sq[i] = schedJob{gpus: t.m.gpus, queuedAt: t.queued, duration: t.m.expectedDuration()}
+		}
+		sr := make([]schedRunning, len(running))
+		for i, t := range running {
+			sr[i] = schedRunning{t.m.gpus, t.start + t.m.expectedDuration()}
+		}
+		reserveAfter := 0.0
+		if finished > 0 {
+			reserveAfter = finishedFor / float64(finished)
+		}
+		starts := map[int]bool{}
+		for _, i := range plan(sq, sr, free, now, reserveAfter) {
+			starts[i] = true
+		}
 		var still []*esTrial
-		for _, t := range waiting {
-			if t.m.gpus <= free {
+		for i, t := range waiting {
+			if starts[i] {
 				launch(t)
 			} else {
 				still = append(still, t)
