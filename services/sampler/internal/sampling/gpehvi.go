@@ -350,15 +350,15 @@ func (a *gpEHVI) sample(v *view) []int {
 			best, bestScore = c.x, c.ehvi
 		}
 	}
-	// When nothing is expected to improve the front by a meaningful amount,
-	// the model is likely overconfident around what it has seen: take the
-	// optimistic choice (the hypervolume improvement of the posterior mean
-	// shifted optimism standard deviations towards better), then the most
-	// uncertain one.
 	// The best are climbed on the acquisition (climb.go).
 	if x, score := sc0.climb(v, short, conds, sc, z); x != nil && score > bestScore {
 		best, bestScore = x, score
 	}
+	// When nothing is expected to improve the front by a meaningful amount,
+	// even after the climb, the model is likely overconfident around what it
+	// has seen: take the optimistic choice (the hypervolume improvement of
+	// the posterior mean shifted optimism standard deviations towards
+	// better), then the most uncertain one.
 	if bestScore < stallFraction*study.HypervolumeMin(front, ref) {
 		if opt.opt > 0 {
 			return opt.x
