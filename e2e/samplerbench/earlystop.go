@@ -322,11 +322,11 @@ func runEarlyStop(spec study.Spec, algo string, ev *esEval, j *judge, seed int64
 		}
 		heap.Push(&q, esEvent{at: now + t.m.startup + t.m.full.DurationS, t: t, cp: -1})
 	}
-	finished, finishedFor := 0, 0.0 // trials ended and their total duration
+	var finished finishedDurations
 	finish := func(t *esTrial, at float64) {
 		t.end = at
 		free += t.m.gpus
-		finished, finishedFor = finished+1, finishedFor+(at-t.start)
+		finished.add(at - t.start)
 		running = slices.DeleteFunc(running, func(x *esTrial) bool { return x == t })
 		res.ends = append(res.ends, at)
 		res.gpuSecs = append(res.gpuSecs, gpuSecsAt(at))
@@ -380,14 +380,7 @@ func runEarlyStop(spec study.Spec, algo string, ev *esEval, j *judge, seed int64
 		for i, t := range running {
 			sr[i] = schedRunning{t.m.gpus, t.start + t.m.expectedDuration()}
 		}
-		reserveAfter := 0.0
-		if finished > 0 {
-			reserveAfter = finishedFor / float64(finished)
-		}
-		starts := map[int]bool{}
-		for _, i := range plan(sq, sr, free, now, reserveAfter) {
-			starts[i] = true
-		}
+		starts := toStart(sq, sr, free, now, finished)
 		var still []*esTrial
 		for i, t := range waiting {
 			if starts[i] {

@@ -44,7 +44,7 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 	free := fleetGPUs
 	now, told := 0.0, 0
 	busy, firstStart := 0.0, -1.0
-	finished, finishedFor := 0, 0.0 // trials ended and their total duration
+	var finished finishedDurations
 	t0 := time.Now()
 	for {
 		done, _ := st.Done(time.Unix(0, 0))
@@ -98,14 +98,7 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 		for i, j := range running {
 			sr[i] = schedRunning{j.gpus, j.end}
 		}
-		reserveAfter := 0.0
-		if finished > 0 {
-			reserveAfter = finishedFor / float64(finished)
-		}
-		starts := map[int]bool{}
-		for _, i := range plan(sq, sr, free, now, reserveAfter) {
-			starts[i] = true
-		}
+		starts := toStart(sq, sr, free, now, finished)
 		var waiting []*job
 		for i, j := range queue {
 			if !starts[i] {
@@ -139,7 +132,7 @@ func runOffline(pr *problem, v variant, seed int64, budget int, warm []sampler.W
 		now = j.end
 		free += j.gpus
 		busy += float64(j.gpus) * (j.end - j.start)
-		finished, finishedFor = finished+1, finishedFor+(j.end-j.start)
+		finished.add(j.end - j.start)
 		m := j.v.m
 		ev := events.TrialResult{Envelope: events.Envelope{Study: spec.StudyName, Trial: j.prop.Trial}, Params: j.prop.Params, Backend: "exec"}
 		rec := trialRecord{trial: j.prop.Trial, params: j.prop.Params, proposedAt: secs(j.proposedAt), doneAt: secs(now)}

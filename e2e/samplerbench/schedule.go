@@ -74,3 +74,28 @@ func shadowTime(running []schedRunning, free, need int) (float64, int) {
 	}
 	return 0, 0 // never: the fleet is too small (the caller reports it)
 }
+
+// finishedDurations are the durations of the trials finished so far: their
+// mean is the reservation delay (0 before any ended, as the runner's).
+type finishedDurations struct {
+	n     int
+	total float64
+}
+
+func (f *finishedDurations) add(d float64) { f.n, f.total = f.n+1, f.total+d }
+
+func (f finishedDurations) mean() float64 {
+	if f.n == 0 {
+		return 0
+	}
+	return f.total / float64(f.n)
+}
+
+// toStart is plan's answer as a set of queue indices.
+func toStart(queue []schedJob, running []schedRunning, free int, now float64, done finishedDurations) map[int]bool {
+	starts := map[int]bool{}
+	for _, i := range plan(queue, running, free, now, done.mean()) {
+		starts[i] = true
+	}
+	return starts
+}

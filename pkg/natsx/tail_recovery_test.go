@@ -80,20 +80,8 @@ func TestTailFollowsAcrossTheLossOfTheStreamLeader(t *testing.T) {
 	for trial := range 3 {
 		publish(trial)
 	}
-	var mu sync.Mutex
-	seqs := map[uint64]int{}
-	tctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- natsx.Tail(tctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"),
-			func(_ []byte, m natsx.Meta) error {
-				mu.Lock()
-				seqs[m.StreamSeq]++
-				mu.Unlock()
-				return nil
-			}, nil)
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	rec := startTail(ctx, js)
+	count := rec.count
 	eventually(t, "the stored messages", func() bool { return count() == 3 })
 
 	leader.Shutdown()
@@ -103,25 +91,7 @@ func TestTailFollowsAcrossTheLossOfTheStreamLeader(t *testing.T) {
 	}
 	// A new leader, the consumer made again: seconds, more on a loaded machine.
 	eventuallyWithin(t, time.Minute, fmt.Sprintf("8 messages after the loss of %s", info.Cluster.Leader), func() bool { return count() >= 8 })
-	select {
-	case err := <-done:
-		t.Fatalf("Tail returned before its context ended: %v", err)
-	default:
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for seq, n := range seqs {
-		if n != 1 {
-			t.Errorf("stream sequence %d delivered %d times", seq, n)
-		}
-	}
-	if len(seqs) != 8 {
-		t.Fatalf("delivered %d messages, want 8", len(seqs))
-	}
+	rec.stopAndCheck(t, 8)
 }
 
 // A tail whose consumer goes quiet while its heartbeats keep coming (here:
@@ -141,20 +111,8 @@ func TestTailFollowsPastAQuietConsumer(t *testing.T) {
 	for trial := range 3 {
 		publish(trial)
 	}
-	var mu sync.Mutex
-	seqs := map[uint64]int{}
-	tctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- natsx.Tail(tctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"),
-			func(_ []byte, m natsx.Meta) error {
-				mu.Lock()
-				seqs[m.StreamSeq]++
-				mu.Unlock()
-				return nil
-			}, nil)
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	rec := startTail(ctx, js)
+	count := rec.count
 	eventually(t, "the stored messages", func() bool { return count() == 3 })
 
 	s, err := js.Stream(ctx, events.StreamCandidates)
@@ -176,18 +134,56 @@ func TestTailFollowsPastAQuietConsumer(t *testing.T) {
 		publish(trial)
 	}
 	eventually(t, "the messages published while the consumer was paused", func() bool { return count() >= 5 })
-	stop()
-	if err := <-done; err != nil {
+	rec.stopAndCheck(t, 5)
+}
+
+// tailRecord is a Tail of study a's candidates running in the background,
+// counting the deliveries of each stream sequence.
+type tailRecord struct {
+	mu   sync.Mutex
+	seqs map[uint64]int
+	stop context.CancelFunc
+	done chan error
+}
+
+func startTail(ctx context.Context, js jetstream.JetStream) *tailRecord {
+	tctx, stop := context.WithCancel(ctx)
+	r := &tailRecord{seqs: map[uint64]int{}, stop: stop, done: make(chan error, 1)}
+	go func() {
+		r.done <- natsx.Tail(tctx, js, events.StreamCandidates, events.CandidatesOfStudy("a"),
+			func(_ []byte, m natsx.Meta) error {
+				r.mu.Lock()
+				r.seqs[m.StreamSeq]++
+				r.mu.Unlock()
+				return nil
+			}, nil)
+	}()
+	return r
+}
+
+func (r *tailRecord) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
+
+// stopAndCheck checks that Tail was still running, stops it, and checks
+// that it delivered want messages, each once.
+func (r *tailRecord) stopAndCheck(t *testing.T, want int) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		t.Fatalf("Tail returned before its context ended: %v", err)
+	default:
+	}
+	r.stop()
+	if err := <-r.done; err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for seq, n := range seqs {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for seq, n := range r.seqs {
 		if n != 1 {
 			t.Errorf("stream sequence %d delivered %d times", seq, n)
 		}
 	}
-	if len(seqs) != 5 {
-		t.Fatalf("delivered %d messages, want 5", len(seqs))
+	if len(r.seqs) != want {
+		t.Fatalf("delivered %d messages, want %d", len(r.seqs), want)
 	}
 }
