@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"maps"
 	"math"
 	"testing"
 
@@ -50,17 +51,11 @@ func TestGPEHVIClimbsPastTheCandidateSet(t *testing.T) {
 	base, _ := Baseline(sp.Space)
 	var history []events.Params
 	for _, tp := range []int{1, 2, 4, 8} {
-		p := events.Params{}
-		for k, v := range base {
-			p[k] = v
-		}
+		p := maps.Clone(base)
 		p["tp_size"], p["dp_size"], p["pp_size"] = tp, 1, 1
 		history = append(history, p)
 		for k, v := range climbGood {
-			q := events.Params{}
-			for kk, vv := range p {
-				q[kk] = vv
-			}
+			q := maps.Clone(p)
 			q[k] = v
 			history = append(history, q)
 		}

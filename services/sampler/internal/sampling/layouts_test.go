@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"maps"
 	"math"
 	"testing"
 
@@ -61,10 +62,7 @@ func TestGPEHVITriesUntriedLayoutsOfTheFrontsGPUCount(t *testing.T) {
 	var history []events.Params
 	for _, tp := range []int{1, 2, 4, 8} {
 		for _, page := range []any{nil, 16, 64} { // 12 trials: past the startup
-			p := events.Params{}
-			for k, v := range base {
-				p[k] = v
-			}
+			p := maps.Clone(base)
 			p["tp_size"], p["dp_size"], p["pp_size"], p["page_size"] = tp, 1, 1, page
 			history = append(history, p)
 		}
