@@ -13,9 +13,14 @@ import (
 //     requires ..."; "torch.OutOfMemoryError: CUDA out of memory ...");
 //  2. else the last line that reads like an error ("error: --enable-foo is
 //     not supported on this GPU", "FATAL ...", "... out of memory ...",
-//     "Segmentation fault"), as the exec backend's benchmark commands and
-//     native crashes print them;
-//  3. else "".
+//     "Segmentation fault"; a level word such as "error:" marks one too),
+//     as the exec backend's benchmark commands and native crashes print
+//     them;
+//  3. else, for the exec backend's reason (a failed command's stderr after
+//     "stderr:"), the last line of its stderr that is not a traceback frame
+//     or an info/debug/warning line: a command that fails says why last,
+//     in whatever words;
+//  4. else "".
 //
 // Normalising drops log prefixes ("[2025-11-27 10:00:01 TP0] ", "ERROR:
 // ") and the runner's own wrapper ("benchmark command failed: exit status
@@ -24,7 +29,7 @@ import (
 // kept), collapses white space, and keeps at most 160 bytes.
 func FailureCause(logTail string, reason ...string) string {
 	texts := append([]string{logTail}, reason...)
-	for _, pick := range []func(string) string{lastException, lastErrorLine} {
+	for _, pick := range []func(string) string{lastException, lastErrorLine, lastStderrLine} {
 		for _, t := range texts {
 			if line := pick(t); line != "" {
 				return normaliseCause(line)
@@ -62,25 +67,56 @@ var noiseLine = regexp.MustCompile(`^(Traceback \(most recent call last\)|File "
 func lastErrorLine(text string) string {
 	lines := strings.Split(text, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		l := unwrap(strings.TrimSpace(lines[i]))
+		raw := stripWrapper(strings.TrimSpace(lines[i]))
+		l := unwrap(raw)
 		if l == "" || noiseLine.MatchString(l) {
 			continue
 		}
-		if errorWords.MatchString(l) {
+		// The prefix counts: "error: fa4 decode kernels are not available"
+		// says what it is only in its level word.
+		if errorWords.MatchString(raw) {
 			return l
 		}
 	}
 	return ""
 }
 
+// lastStderrLine is the last telling line of the stderr the exec backend's
+// reason carries (after "stderr:"), or "" when text carries none.
+func lastStderrLine(text string) string {
+	m := wrapper.FindStringIndex(text)
+	if m == nil {
+		return ""
+	}
+	lines := strings.Split(text[m[1]:], "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		raw := strings.TrimSpace(lines[i])
+		l := unwrap(raw)
+		if l == "" || noiseLine.MatchString(l) || quietLevel.MatchString(raw) {
+			continue
+		}
+		return l
+	}
+	return ""
+}
+
+// quietLevel marks a log line of a level that does not report a failure.
+var quietLevel = regexp.MustCompile(`(?i)^(\[[^\]]*\]\s*|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?\s*)*(\[)?(debug|info|warning|warn|notice)\b`)
+
 // wrapper is the exec backend's reason, which carries stderr after it.
 var wrapper = regexp.MustCompile(`^.*?;\s*stderr:\s*(?:\.\.\.)?`)
 
-// unwrap drops the runner's wrapper and log prefixes from a line.
-func unwrap(l string) string {
+// stripWrapper drops the runner's wrapper from a line.
+func stripWrapper(l string) string {
 	if m := wrapper.FindStringIndex(l); m != nil && m[1] < len(l) {
 		l = l[m[1]:]
 	}
+	return l
+}
+
+// unwrap drops the runner's wrapper and log prefixes from a line.
+func unwrap(l string) string {
+	l = stripWrapper(l)
 	for {
 		t := strings.TrimSpace(logPrefix.ReplaceAllString(l, ""))
 		if t == l {
