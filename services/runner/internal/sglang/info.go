@@ -19,6 +19,11 @@ const (
 	ServerInfoPath = "/get_server_info"
 	// ModelInfoPath answers model_path, tokenizer_path, is_generation, ...
 	ModelInfoPath = "/get_model_info"
+	// ServerInfoPathNew and ModelInfoPathNew are the same answers under
+	// the names SGLang's main branch added beside the old ones (asked when
+	// a server answers 404 to the old name: a build that dropped it).
+	ServerInfoPathNew = "/server_info"
+	ModelInfoPathNew  = "/model_info"
 )
 
 // ErrServerInfo is wrapped by ReadInfo's errors: the server did not answer
@@ -53,11 +58,12 @@ var infoClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true
 // server).
 func ReadInfo(ctx context.Context, baseURL, apiKey string) (ServerInfo, error) {
 	var raw map[string]any
-	if err := getJSON(ctx, baseURL+ServerInfoPath, apiKey, &raw); err != nil {
+	path, err := getJSONEither(ctx, baseURL, apiKey, &raw, ServerInfoPath, ServerInfoPathNew)
+	if err != nil {
 		return ServerInfo{}, err
 	}
 	if raw == nil {
-		return ServerInfo{}, fmt.Errorf("%w: GET %s answered null", ErrServerInfo, ServerInfoPath)
+		return ServerInfo{}, fmt.Errorf("%w: GET %s answered null", ErrServerInfo, path)
 	}
 	info := ServerInfo{Args: make(map[string]any, len(raw))}
 	for k, v := range raw {
@@ -65,7 +71,7 @@ func ReadInfo(ctx context.Context, baseURL, apiKey string) (ServerInfo, error) {
 		case "version":
 			s, ok := v.(string)
 			if !ok {
-				return ServerInfo{}, fmt.Errorf("%w: GET %s: version is %v, not a string", ErrServerInfo, ServerInfoPath, v)
+				return ServerInfo{}, fmt.Errorf("%w: GET %s: version is %v, not a string", ErrServerInfo, path, v)
 			}
 			info.Version = s
 		case "internal_states":
@@ -76,15 +82,31 @@ func ReadInfo(ctx context.Context, baseURL, apiKey string) (ServerInfo, error) {
 	var model struct {
 		ModelPath *string `json:"model_path"`
 	}
-	if err := getJSON(ctx, baseURL+ModelInfoPath, apiKey, &model); err != nil {
+	path, err = getJSONEither(ctx, baseURL, apiKey, &model, ModelInfoPath, ModelInfoPathNew)
+	if err != nil {
 		return ServerInfo{}, err
 	}
 	if model.ModelPath == nil || *model.ModelPath == "" {
-		return ServerInfo{}, fmt.Errorf("%w: GET %s: no model_path in the answer", ErrServerInfo, ModelInfoPath)
+		return ServerInfo{}, fmt.Errorf("%w: GET %s: no model_path in the answer", ErrServerInfo, path)
 	}
 	info.ModelPath = *model.ModelPath
 	return info, nil
 }
+
+// getJSONEither reads the answer of path, or of alt when the server does
+// not know path (404), and says which one answered.
+func getJSONEither(ctx context.Context, baseURL, apiKey string, dst any, path, alt string) (string, error) {
+	err := getJSON(ctx, baseURL+path, apiKey, dst)
+	if errors.Is(err, errNotFound) {
+		if errAlt := getJSON(ctx, baseURL+alt, apiKey, dst); !errors.Is(errAlt, errNotFound) {
+			return alt, errAlt
+		}
+	}
+	return path, err
+}
+
+// errNotFound marks a 404 answer.
+var errNotFound = errors.New("not found")
 
 func getJSON(ctx context.Context, url, apiKey string, dst any) error {
 	ctx, cancel := context.WithTimeout(ctx, infoTimeout)
@@ -107,7 +129,11 @@ func getJSON(ctx context.Context, url, apiKey string, dst any) error {
 		return fmt.Errorf("%w: GET %s: reading the answer: %v", ErrServerInfo, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: GET %s answered %d: %s", ErrServerInfo, path, resp.StatusCode, TailString(bytes.TrimSpace(body), 200))
+		err := fmt.Errorf("%w: GET %s answered %d: %s", ErrServerInfo, path, resp.StatusCode, TailString(bytes.TrimSpace(body), 200))
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%w (%w)", err, errNotFound)
+		}
+		return err
 	}
 	if len(body) > maxInfoBytes {
 		return fmt.Errorf("%w: GET %s: answer larger than %d bytes", ErrServerInfo, path, maxInfoBytes)

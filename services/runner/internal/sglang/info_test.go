@@ -20,8 +20,10 @@ func TestReadInfo(t *testing.T) {
 		givenModel     string
 		givenKey       string // the server's --api-key
 		givenClientKey string
+		givenNewPaths  bool   // the server answers only /server_info and /model_info
 		expectedErr    string // "" means success
 	}{
+		{name: "answers under the new names only", givenInfo: serverInfo, givenModel: `{"model_path": "m/a"}`, givenNewPaths: true},
 		{name: "answers", givenInfo: serverInfo, givenModel: `{"model_path": "m/a", "is_generation": true}`},
 		{name: "with the API key", givenInfo: serverInfo, givenModel: `{"model_path": "m/a"}`, givenKey: "sk", givenClientKey: "sk"},
 		{name: "without the API key", givenInfo: serverInfo, givenModel: `{"model_path": "m/a"}`, givenKey: "sk",
@@ -32,6 +34,8 @@ func TestReadInfo(t *testing.T) {
 		{name: "null", givenInfo: `null`, givenModel: `{"model_path": "m/a"}`, expectedErr: "answered null"},
 		{name: "version not a string", givenInfo: `{"version": 5}`, givenModel: `{"model_path": "m/a"}`, expectedErr: "version is 5"},
 		{name: "no model path", givenInfo: serverInfo, givenModel: `{"is_generation": true}`, expectedErr: "GET /get_model_info: no model_path"},
+		{name: "neither name", givenInfo: serverInfo, givenInfoCode: 404, givenModel: `{"model_path": "m/a"}`,
+			expectedErr: "GET /get_server_info answered 404"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +46,16 @@ func TestReadInfo(t *testing.T) {
 					_, _ = w.Write([]byte(`{"error": "Unauthorized"}`))
 					return
 				}
-				switch r.URL.Path {
+				p := r.URL.Path
+				switch {
+				case tt.givenNewPaths && (p == ServerInfoPath || p == ModelInfoPath):
+					p = ""
+				case tt.givenNewPaths && p == ServerInfoPathNew:
+					p = ServerInfoPath
+				case tt.givenNewPaths && p == ModelInfoPathNew:
+					p = ModelInfoPath
+				}
+				switch p {
 				case ServerInfoPath:
 					if tt.givenInfoCode != 0 {
 						w.WriteHeader(tt.givenInfoCode)
