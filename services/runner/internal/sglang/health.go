@@ -14,6 +14,11 @@ import (
 // can generate a token (SGLang's own tests poll it the same way).
 const HealthPath = "/health_generate"
 
+// HealthPathPlain is the readiness endpoint asked of a server that answers
+// 404 to HealthPath (SGLang serves both from one handler; a build or a
+// stand-in without the old name still says when it is up).
+const HealthPathPlain = "/health"
+
 // Poll intervals of WaitHealthy: start fast (the simulator starts in
 // milliseconds), back off to once a second (SGLang takes minutes).
 const (
@@ -34,7 +39,12 @@ type probe struct {
 func (s *Server) probe(ctx context.Context) probe {
 	ctx, cancel := context.WithTimeout(ctx, healthRequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.baseURL+HealthPath, nil)
+	plain := s.plainHealth.Load()
+	path := HealthPath
+	if plain {
+		path = HealthPathPlain
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.baseURL+path, nil)
 	if err != nil {
 		return probe{err: err}
 	}
@@ -44,6 +54,10 @@ func (s *Server) probe(ctx context.Context) probe {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && !plain {
+		s.plainHealth.Store(true)
+		return s.probe(ctx)
+	}
 	return probe{status: resp.StatusCode}
 }
 
@@ -114,13 +128,17 @@ func (s *Server) notHealthy(timeout time.Duration, last probe, lastAnswer int) *
 	if s.OOMSeen() {
 		return &Failure{Class: events.FailOOM, Reason: fmt.Sprintf("server logged an out-of-memory error and was not healthy within %s", timeout)}
 	}
+	path := HealthPath
+	if s.plainHealth.Load() {
+		path = HealthPathPlain
+	}
 	switch {
 	case lastAnswer != 0 && lastAnswer != http.StatusServiceUnavailable:
-		return &Failure{Class: events.FailUnhealthy, Reason: fmt.Sprintf("%s kept answering %d for %s", HealthPath, lastAnswer, timeout)}
+		return &Failure{Class: events.FailUnhealthy, Reason: fmt.Sprintf("%s kept answering %d for %s", path, lastAnswer, timeout)}
 	case lastAnswer != 0:
-		return &Failure{Class: events.FailTimeout, Reason: fmt.Sprintf("server was still starting (%s answered %d) after %s", HealthPath, lastAnswer, timeout)}
+		return &Failure{Class: events.FailTimeout, Reason: fmt.Sprintf("server was still starting (%s answered %d) after %s", path, lastAnswer, timeout)}
 	default:
-		reason := fmt.Sprintf("server did not answer %s within %s", HealthPath, timeout)
+		reason := fmt.Sprintf("server did not answer %s within %s", path, timeout)
 		if last.err != nil {
 			reason += " (last error: " + last.err.Error() + ")"
 		}

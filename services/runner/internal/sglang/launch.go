@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -57,6 +58,10 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	// plainHealth is set once the server answered 404 to HealthPath: it is
+	// asked HealthPathPlain from then on.
+	plainHealth atomic.Bool
 }
 
 // Launch starts the server directly from its argv (never through a shell) in
