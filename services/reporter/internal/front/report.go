@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/study"
 )
 
@@ -127,6 +126,7 @@ func sanitize(o Outcome) Outcome {
 	return o
 }
 
+// nilIfEmpty is m, or nil when m is empty.
 func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
 	if len(m) == 0 {
 		return nil
@@ -183,26 +183,54 @@ func ReferencePoint(anchor []float64, dirs []study.Direction) []float64 {
 	return study.ReferencePoint(anchor, dirs)
 }
 
-// headlineMetrics are copied into every front member besides the objectives'
-// and constraints' own metrics.
-var headlineMetrics = []string{
-	"mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2e_latency_ms",
-	"output_throughput", "request_throughput", "goodput", "startup_seconds",
+// derivation is what compute has derived from the trials so far, step by step.
+type derivation struct {
+	dirs       []study.Direction
+	nums       []int // trial numbers, in order
+	counts     Counts
+	gpuSeconds float64
+	anchor     int       // the reference point's anchor trial (-1: none)
+	ref        []float64 // the hypervolume reference point (nil: none)
+	repeats    bool      // whether one configuration's trials are one entry
+	frontNums  []int     // the front's trials (entries' leaders with repeats)
+	history    []HVPoint
+	hv         float64
+	baseline   *trial // trial 0 when it has objective values
 }
 
-// HeadlineMetrics lists the metrics every front member carries besides its
-// objectives' and constraints' own (the CSV export's metric columns too).
-func HeadlineMetrics() []string { return slices.Clone(headlineMetrics) }
-
+// compute derives the documents from the trials, once per change.
 func (r *Report) compute() {
 	if !r.dirty {
 		return
 	}
 	r.dirty = false
 	spec := &r.spec
-	dirs := spec.Directions()
-	nums := slices.Sorted(maps.Keys(r.trials))
+	d := derivation{dirs: spec.Directions(), nums: slices.Sorted(maps.Keys(r.trials))}
+	d.counts, d.gpuSeconds, d.anchor = r.judgeTrials(d.nums)
+	if d.anchor >= 0 {
+		d.ref = ReferencePoint(r.trials[d.anchor].values, d.dirs)
+	}
 
+	// Repeats: benchmarked trials of one configuration are one front entry,
+	// led by the lowest-numbered (the sampler runs a config twice only as a
+	// repeat; the validator rejects any other duplicate).
+	d.repeats = spec.Sampler.Repeats > 0
+	if d.repeats {
+		r.groupRepeats(d.nums)
+	}
+
+	d.frontNums, d.history, d.hv = r.walkFront(d.nums, d.dirs, d.ref, d.repeats)
+	if t, ok := r.trials[0]; ok && t.values != nil {
+		d.baseline = t
+	}
+	doc := r.frontDoc(&d)
+	res := r.resultsDoc(doc, d.nums, d.history)
+	r.front, r.results = doc, res
+}
+
+// judgeTrials judges every trial afresh and returns the counts, GPU-seconds and anchor (-1: none).
+func (r *Report) judgeTrials(nums []int) (Counts, float64, int) {
+	spec := &r.spec
 	counts := Counts{}
 	gpuSeconds := 0.0
 	anchor := -1
@@ -256,32 +284,28 @@ func (r *Report) compute() {
 			}
 		}
 	}
+	return counts, gpuSeconds, anchor
+}
 
-	var ref []float64
-	if anchor >= 0 {
-		ref = ReferencePoint(r.trials[anchor].values, dirs)
-	}
-
-	// Repeats: benchmarked trials of one configuration are one front entry,
-	// led by the lowest-numbered (the sampler runs a config twice only as a
-	// repeat; the validator rejects any other duplicate).
-	repeats := spec.Sampler.Repeats > 0
-	if repeats {
-		leader := map[string]int{}
-		for _, n := range nums {
-			t := r.trials[n]
-			if t.o.State == StateRejected {
-				continue
-			}
-			k := paramsKey(t.params)
-			if l, ok := leader[k]; ok {
-				t.repeatOf = &l
-				continue
-			}
-			leader[k] = n
+// groupRepeats points each repeat run at its configuration's lowest-numbered trial (repeatOf).
+func (r *Report) groupRepeats(nums []int) {
+	leader := map[string]int{}
+	for _, n := range nums {
+		t := r.trials[n]
+		if t.o.State == StateRejected {
+			continue
 		}
+		k := paramsKey(t.params)
+		if l, ok := leader[k]; ok {
+			t.repeatOf = &l
+			continue
+		}
+		leader[k] = n
 	}
+}
 
+// walkFront returns the front's trials, the hypervolume history and the final hypervolume.
+func (r *Report) walkFront(nums []int, dirs []study.Direction, ref []float64, repeats bool) ([]int, []HVPoint, float64) {
 	// Walk benchmarked trials in trial order keeping the non-dominated set of
 	// feasible points; the hypervolume is recomputed only when that set changes.
 	// The final set is the Pareto front (study.ParetoFront gives the same set).
@@ -330,20 +354,20 @@ func (r *Report) compute() {
 		}
 		history = append(history, HVPoint{TrialNumber: n, Benchmarked: benchmarked, Hypervolume: hv, FrontSize: len(frontNums)})
 	}
+	return frontNums, history, hv
+}
 
-	var baseline *trial
-	if t, ok := r.trials[0]; ok && t.values != nil {
-		baseline = t
-	}
-
+// frontDoc is the front document; it marks the front's trials onFront.
+func (r *Report) frontDoc(d *derivation) FrontDoc {
+	spec := &r.spec
 	doc := FrontDoc{
 		StudyName:   r.study,
-		NTrials:     counts.Benchmarked,
+		NTrials:     d.counts.Benchmarked,
 		ParetoFront: []FrontMember{},
 		Units:       map[string]string{},
-		Hypervolume: hv,
-		Counts:      counts,
-		GPUHours:    gpuSeconds / 3600,
+		Hypervolume: d.hv,
+		Counts:      d.counts,
+		GPUHours:    d.gpuSeconds / 3600,
 		Curves:      curvesInfo(spec),
 		StartedAt:   r.startedAt,
 		UpdatedAt:   r.latest,
@@ -356,23 +380,27 @@ func (r *Report) compute() {
 			doc.Units[o.Name] = o.Unit
 		}
 	}
-	if ref != nil {
-		doc.ReferencePoint = r.byObjective(ref)
-		doc.Reference = &ReferenceInfo{AnchorTrial: anchor, Rule: ReferenceRule}
+	if d.ref != nil {
+		doc.ReferencePoint = r.byObjective(d.ref)
+		doc.Reference = &ReferenceInfo{AnchorTrial: d.anchor, Rule: ReferenceRule}
 	}
-	if baseline != nil {
+	if d.baseline != nil {
 		doc.Baseline = &BaselineInfo{
 			TrialNumber:    0,
-			Objectives:     r.byObjective(baseline.values),
+			Objectives:     r.byObjective(d.baseline.values),
 			SGLangDefaults: spec.Sampler.BaselineEnabled(),
 		}
 	}
-	for _, n := range frontNums {
+	for _, n := range d.frontNums {
 		t := r.trials[n]
 		t.onFront = true
-		doc.ParetoFront = append(doc.ParetoFront, r.member(t, baseline))
+		doc.ParetoFront = append(doc.ParetoFront, r.member(t, d.baseline))
 	}
+	return doc
+}
 
+// resultsDoc is the results-file document around the front document doc.
+func (r *Report) resultsDoc(doc FrontDoc, nums []int, history []HVPoint) ResultsDoc {
 	res := ResultsDoc{FrontDoc: doc, Trials: make([]TrialRecord, 0, len(nums)), HypervolumeHistory: history}
 	if res.HypervolumeHistory == nil {
 		res.HypervolumeHistory = []HVPoint{}
@@ -380,98 +408,10 @@ func (r *Report) compute() {
 	for _, n := range nums {
 		res.Trials = append(res.Trials, r.record(r.trials[n]))
 	}
-	r.front, r.results = doc, res
+	return res
 }
 
-// foldRuns recomputes a repeated configuration's entry from its runs so
-// far: it holds up while every run completed feasibly; its values are the
-// mean over the runs.
-func (r *Report) foldRuns(lead *trial) {
-	lead.holds, lead.mean = true, nil
-	var sum []float64
-	for _, m := range lead.runs {
-		u := r.trials[m]
-		if !u.feasible {
-			lead.holds = false
-			continue
-		}
-		if sum == nil {
-			sum = make([]float64, len(u.values))
-		}
-		for i, v := range u.values {
-			sum[i] += v
-		}
-	}
-	if sum == nil {
-		return
-	}
-	ok := 0
-	for _, m := range lead.runs {
-		if r.trials[m].feasible {
-			ok++
-		}
-	}
-	for i := range sum {
-		sum[i] /= float64(ok)
-	}
-	lead.mean = sum
-}
-
-// repeatFront is the front of the repeated-configuration entries known once
-// trial upTo is: the entries that hold up, by their mean, in trial order.
-func (r *Report) repeatFront(nums []int, upTo int, dirs []study.Direction) []int {
-	var cands []int
-	var pts [][]float64
-	for _, n := range nums {
-		if n > upTo {
-			break
-		}
-		t := r.trials[n]
-		if t.repeatOf != nil || len(t.runs) == 0 || !t.holds || t.mean == nil {
-			continue
-		}
-		cands = append(cands, n)
-		pts = append(pts, t.mean)
-	}
-	var out []int
-	for _, i := range study.ParetoFront(pts, dirs) {
-		out = append(out, cands[i])
-	}
-	return out
-}
-
-// spread summarises each objective over a repeated entry's feasible runs.
-func (r *Report) spread(lead *trial) map[string]RunSpread {
-	out := map[string]RunSpread{}
-	for i, o := range r.spec.Objectives {
-		var vs []float64
-		for _, m := range lead.runs {
-			if u := r.trials[m]; u.feasible {
-				vs = append(vs, u.values[i])
-			}
-		}
-		if len(vs) == 0 {
-			continue
-		}
-		s := RunSpread{N: len(vs), Min: vs[0], Max: vs[0]}
-		for _, v := range vs {
-			s.Mean += v / float64(len(vs))
-			s.Min, s.Max = math.Min(s.Min, v), math.Max(s.Max, v)
-		}
-		if len(vs) > 1 {
-			for _, v := range vs {
-				s.Std += (v - s.Mean) * (v - s.Mean)
-			}
-			s.Std = math.Sqrt(s.Std / float64(len(vs)-1))
-		}
-		out[o.Name] = s
-	}
-	return out
-}
-
-// paramsKey identifies a configuration: its normalised parameters, sorted.
-func paramsKey(p map[string]any) string { return study.ParamsKey(p) }
-
+// dominatedByAny reports whether any of the front's trials dominates p.
 func dominatedByAny(p []float64, front []int, trials map[int]*trial, dirs []study.Direction) bool {
 	for _, m := range front {
 		if study.Dominates(trials[m].values, p, dirs) {
@@ -481,197 +421,7 @@ func dominatedByAny(p []float64, front []int, trials map[int]*trial, dirs []stud
 	return false
 }
 
-func (r *Report) byObjective(values []float64) map[string]float64 {
-	out := make(map[string]float64, len(values))
-	for i, o := range r.spec.Objectives {
-		out[o.Name] = values[i]
-	}
-	return out
-}
-
-func (r *Report) member(t *trial, baseline *trial) FrontMember {
-	spec := &r.spec
-	values := t.values
-	if t.mean != nil {
-		values = t.mean
-	}
-	m := FrontMember{
-		TrialNumber:   t.o.Trial,
-		Parameters:    t.params,
-		State:         StateComplete,
-		Objectives:    r.byObjective(values),
-		Units:         map[string]string{},
-		LaunchCommand: r.launchCommand(t),
-		Metrics:       map[string]float64{},
-		Runner:        t.o.Runner,
-		GPUModel:      t.o.GPUModel,
-		SGLangVersion: t.o.SGLangVersion,
-	}
-	for _, name := range t.o.AdjustedParams {
-		if m.Adjusted == nil {
-			m.Adjusted = map[string]any{}
-		}
-		m.Adjusted[name] = t.o.EffectiveParams[name]
-	}
-	m.TTFT, m.TPS = seedValues(m.Objectives, t.o.Metrics)
-	for _, o := range spec.Objectives {
-		if o.Unit != "" {
-			m.Units[o.Name] = o.Unit
-		}
-	}
-	selected := append(slices.Clone(headlineMetrics), capacityMetrics...)
-	for _, o := range spec.Objectives {
-		selected = append(selected, o.Metric)
-	}
-	for _, c := range spec.Constraints {
-		selected = append(selected, c.Metric)
-	}
-	for _, name := range selected {
-		if v, ok := t.o.Metrics[name]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
-			m.Metrics[name] = v
-			if u := t.o.Units[name]; u != "" {
-				m.Units[name] = u
-			}
-		}
-	}
-	m.WorkloadObjectives = r.workloadObjectives(t)
-	m.Curve = curveOf(t.o.LoadPoints)
-	m.Capacity = capacityOf(spec, t.o.Metrics)
-	if len(t.runs) > 0 && r.spec.Sampler.Repeats > 0 {
-		m.Runs = slices.Clone(t.runs)
-		m.Spread = r.spread(t)
-	}
-	if baseline != nil {
-		for i, o := range spec.Objectives {
-			b, v := baseline.values[i], values[i]
-			if b <= 0 || v <= 0 {
-				continue
-			}
-			if m.GainOverBaseline == nil {
-				m.GainOverBaseline = map[string]float64{}
-			}
-			if o.Direction == study.Minimize {
-				m.GainOverBaseline[o.Name] = b / v
-			} else {
-				m.GainOverBaseline[o.Name] = v / b
-			}
-		}
-	}
-	return m
-}
-
-// workloadObjectives are each workload's own objective values (a mix only;
-// the workloads that measured every objective).
-func (r *Report) workloadObjectives(t *trial) map[string]map[string]float64 {
-	if !r.spec.HasMix() || len(t.o.WorkloadMetrics) == 0 {
-		return nil
-	}
-	out := map[string]map[string]float64{}
-	for name, metrics := range t.o.WorkloadMetrics {
-		if vals, ok := r.spec.ObjectiveValues(metrics); ok && allFinite(vals) {
-			out[name] = r.byObjective(vals)
-		}
-	}
-	return nilIfEmpty(out)
-}
-
-// seedValues returns the seed's ttft (s) and tps (output tok/s) fields.
-func seedValues(objectives map[string]float64, metrics map[string]float64) (ttft, tps *float64) {
-	if v, ok := objectives["ttft"]; ok {
-		ttft = &v
-	} else if v, ok := metrics["mean_ttft_ms"]; ok {
-		s := v / 1000
-		ttft = &s
-	}
-	if v, ok := objectives["tps"]; ok {
-		tps = &v
-	} else if v, ok := metrics["output_throughput"]; ok {
-		tps = &v
-	}
-	return ttft, tps
-}
-
-// launchCommand is the runner's argv, or the one the spec implies when the
-// runner did not report it.
-func (r *Report) launchCommand(t *trial) []string {
-	if len(t.o.LaunchCommand) > 0 {
-		return t.o.LaunchCommand
-	}
-	args, err := r.spec.LaunchArgs(events.Params(t.o.Params))
-	if err != nil {
-		return nil
-	}
-	return append(slices.Clone(r.spec.Model.ServerCommand), args...)
-}
-
-func (r *Report) record(t *trial) TrialRecord {
-	o := t.o
-	rec := TrialRecord{
-		TrialNumber:        o.Trial,
-		State:              o.State,
-		Parameters:         t.params,
-		Feasible:           t.feasible,
-		ParetoOptimal:      t.onFront,
-		Violations:         t.violations,
-		Metrics:            o.Metrics,
-		Units:              o.Units,
-		Reason:             o.Reason,
-		WorkloadMetrics:    o.WorkloadMetrics,
-		LoadPoints:         o.LoadPoints,
-		WorkloadLoadPoints: o.WorkloadLoadPoints,
-		FailureClass:       o.FailureClass,
-		Rules:              o.Rejections,
-		DuplicateOf:        o.DuplicateOf,
-		RepeatOf:           t.repeatOf,
-		LaunchCommand:      o.LaunchCommand,
-		Runner:             o.Runner,
-		Host:               o.Host,
-		GPUModel:           o.GPUModel,
-		GPUs:               o.GPUs,
-		GPUSeconds:         o.GPUSeconds,
-		Backend:            o.Backend,
-		SGLangVersion:      o.SGLangVersion,
-		ModelPathLoaded:    o.ModelPathLoaded,
-		EffectiveParams:    o.EffectiveParams,
-		AdjustedParams:     o.AdjustedParams,
-		StartedAt:          o.StartedAt,
-		FinishedAt:         o.FinishedAt,
-		LogRef:             o.LogRef,
-		LogTail:            o.LogTail,
-		GPUUUIDs:           o.GPUUUIDs,
-		DriverVersion:      o.DriverVersion,
-		CUDAVersion:        o.CUDAVersion,
-	}
-	if t.values != nil {
-		rec.Objectives = r.byObjective(t.values)
-	}
-	if o.State == StateComplete && !t.feasible && rec.Reason == "" {
-		rec.Reason = "infeasible: " + joinSemicolon(t.violations)
-	}
-	if o.State == StateRejected && rec.Reason == "" && len(o.Rejections) > 0 {
-		reasons := make([]string, len(o.Rejections))
-		for i, rj := range o.Rejections {
-			reasons[i] = rj.Rule + ": " + rj.Reason
-		}
-		rec.Reason = joinSemicolon(reasons)
-	}
-	return rec
-}
-
-func missingObjectives(spec *study.Spec, metrics map[string]float64) []string {
-	var out []string
-	for _, o := range spec.Objectives {
-		v, ok := metrics[o.Metric]
-		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("objective %s: %s was not measured", o.Name, o.Metric))
-		case math.IsNaN(v) || math.IsInf(v, 0):
-			out = append(out, fmt.Sprintf("objective %s: %s is not a finite number", o.Name, o.Metric))
-		}
-	}
-	return out
-}
-
+// allFinite reports whether every x is a finite number.
 func allFinite(xs []float64) bool {
 	for _, x := range xs {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -681,21 +431,11 @@ func allFinite(xs []float64) bool {
 	return true
 }
 
+// inc adds one to m[k], making m when it is nil.
 func inc(m map[string]int, k string) map[string]int {
 	if m == nil {
 		m = map[string]int{}
 	}
 	m[k]++
 	return m
-}
-
-func joinSemicolon(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += "; "
-		}
-		out += x
-	}
-	return out
 }
