@@ -2,27 +2,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/natsx"
-	"github.com/sgtune/sgtune/pkg/natsx/embedded"
 	"github.com/sgtune/sgtune/pkg/study"
 	"github.com/sgtune/sgtune/services/reporter"
 	"github.com/sgtune/sgtune/services/runner"
@@ -30,102 +24,84 @@ import (
 	"github.com/sgtune/sgtune/services/validator"
 )
 
-// upOptions are the flags of `sgtune up` (names fixed: users script them).
-type upOptions struct {
-	nTrials      int
-	studyName    string
-	specFile     string
-	output       string
-	deviceNum    int
-	sim          bool
-	natsURL      string
-	dataDir      string
-	noLoad       bool
-	allowChange  bool
-	backend      string
-	benchmarkCmd string
-	runners      int
-	seed         int64
-	seedSet      bool
-	sampler      string
-	maxInFlight  int
-	gpuModel     string
-	gpus         int
-	gpuIDs       string
-	gpuRelease   time.Duration
-	simScale     float64
-	listen       string
-	logLevel     string
-	verbose      bool
-	quiet        bool
-	httpAddr     string
-	healthAddr   string
-	syncAlways   bool
-	// storage is the seed's --storage URL: sgtune keeps studies in JetStream,
-	// so it is only answered with where the study is and how to export it.
-	storage string
-	// maxFailStreak stops the study after this many benchmarked trials in a
-	// row failed the same way (0: never).
-	maxFailStreak int
-	// startupTimeout and benchmarkTimeout override the spec's model timeouts
-	// (make run: the simulator's short ones; the shipped specs fit real loads).
-	startupTimeout   time.Duration
-	benchmarkTimeout time.Duration
+// cmdUp runs a whole study in this process (or joins the one another process
+// runs): its phases in order, each returning early on its error.
+func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseUpFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	u := &upRun{o: o, getenv: getenv, stdout: stdout, stderr: stderr}
+	defer u.close()
+	if err := u.checkSetup(); err != nil {
+		return err
+	}
+	if err := u.openDataDir(); err != nil {
+		return err
+	}
+	if err := u.connectNATS(ctx); err != nil {
+		return err
+	}
+	if err := u.inspectStudy(ctx); err != nil {
+		return err
+	}
+	if err := u.serveLivePage(ctx); err != nil {
+		return err
+	}
+	if err := u.startServices(ctx); err != nil {
+		return err
+	}
+	u.startSampler()
+	u.startWatchers()
+	if err := u.waitStudy(ctx); err != nil {
+		return err
+	}
+	return u.printResults(ctx)
 }
 
-func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var o upOptions
-	fs := newFlagSet("up", stderr)
-	fs.IntVar(&o.nTrials, "n-trials", 0, "budget of benchmarked trials (default: the spec's, 100)")
-	fs.StringVar(&o.studyName, "study-name", "", "study name (default: the spec's, sglang_throughput_optimization)")
-	fs.StringVar(&o.studyName, "study", "", aliasPrefix+"--study-name")
-	fs.StringVar(&o.specFile, "spec", "", "study spec file, YAML or JSON (default: the seed's 18 parameters)")
-	fs.StringVar(&o.output, "output", reporter.DefaultOutput, "results JSON file")
-	fs.IntVar(&o.deviceNum, "device-num", 0, "GPUs one trial may use: the seed's rule tp x pp x dp <= N (default: the spec's, 8)")
-	fs.BoolVar(&o.sim, "sim", false, "launch sglang-sim (sgtune sim) instead of SGLang")
-	fs.StringVar(&o.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
-	fs.StringVar(&o.dataDir, "data-dir", "./.sgtune", "embedded NATS store and trial logs")
-	fs.BoolVar(&o.noLoad, "no-load", false, "start the study fresh instead of resuming it (deletes its stored trials, and says how many)")
-	fs.BoolVar(&o.allowChange, "allow-spec-change", false, "resume a study whose spec changed additively (parameters gaining values); other changes are refused")
-	fs.StringVar(&o.backend, "backend", runner.BackendSGLang, "trial backend: sglang (launch a server and benchmark it) or exec (run --benchmark-cmd)")
-	fs.StringVar(&o.benchmarkCmd, "benchmark-cmd", "", "exec backend: the command run per trial (split on spaces; quotes group)")
-	fs.IntVar(&o.runners, "runners", 1, "runners to start in this process; they split the host's GPUs into disjoint sets")
-	fs.Func("seed", "sampler seed (default: the spec's, 42)", func(s string) error {
-		_, err := fmt.Sscan(s, &o.seed)
-		o.seedSet = err == nil
-		return err
-	})
-	fs.StringVar(&o.sampler, "sampler", "", "sampler algorithm: "+strings.Join(study.Algorithms(), ", ")+" (default: the spec's, "+study.DefaultAlgorithm+")")
-	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "cap on trials in flight (default: the spec's, or every runner slot)")
-	fs.DurationVar(&o.startupTimeout, "startup-timeout", 0, "launch-to-healthy bound of every trial, torch.compile ones too (default: the spec's model.startup_timeout, 10m)")
-	fs.DurationVar(&o.benchmarkTimeout, "benchmark-timeout", 0, "warm-up plus measurement bound of every trial (default: the spec's model.benchmark_timeout, 10m)")
-	fs.StringVar(&o.gpuModel, "gpu-model", "H100", "GPU model of a simulated inventory (--gpus)")
-	fs.IntVar(&o.gpus, "gpus", 0, "simulate a host of N GPUs instead of reading NVML (split between the runners); without NVML, --sim simulates device_num GPUs per runner")
-	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "use only these GPUs of the host: NVML indices or UUIDs, comma-separated (an inherited CUDA_VISIBLE_DEVICES restricts them too)")
-	fs.DurationVar(&o.gpuRelease, "gpu-release-timeout", 0, "quarantine a stopped server's GPUs that still hold memory after this long (default 30s)")
-	fs.Float64Var(&o.simScale, "sim-time-scale", 0.02, "with --sim: scale of the simulated server startup time (1 = realistic)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "embedded NATS address (a free port is used if taken)")
-	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "SGTUNE_LOG_LEVEL", "info"), "log level")
-	fs.BoolVar(&o.verbose, "verbose", false, "print service logs on stderr (default: into <data-dir>/sgtune.log)")
-	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
-	fs.BoolVar(&o.syncAlways, "sync", true, "embedded NATS: fsync every write before acknowledging it (false: faster, survives process kills but not a power loss)")
-	fs.StringVar(&o.httpAddr, "http", "", "serve the live page (front, hypervolume, GPU timeline, failures) on `ADDR` while the study runs (e.g. 127.0.0.1:8080)")
-	healthAddr := healthFlag(fs, getenv)
-	fs.StringVar(&o.storage, "storage", "", "the seed's Optuna storage `URL`: not used (sgtune keeps studies in JetStream, --data-dir); see sgtune export --format optuna-journal")
-	fs.IntVar(&o.maxFailStreak, "max-consecutive-failures", 5, "stop (exit 1) when this many benchmarked trials in a row fail the same way as SGLang's defaults (trial 0) did: a broken benchmark or server command, or host (0: never)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// upRun is one `sgtune up` between its phases: what each phase sets up for
+// the later ones, and what cmdUp closes when it returns.
+type upRun struct {
+	o              upOptions
+	getenv         func(string) string
+	stdout, stderr io.Writer
+
+	spec          study.Spec
+	benchCmd      []string
+	runnerGPUs    hostSplit
+	logger        zerolog.Logger
+	conn          natsx.ConnConfig
+	metricsOf     *upMetrics
+	js            jetstream.JetStream
+	joining       bool
+	liveReporters int
+
+	before       int // benchmarked trials the study had before this run
+	start        time.Time
+	stopServices context.CancelFunc
+	g            *errgroup.Group
+	gctx         context.Context
+	studyDone    chan error
+	failing      chan string
+
+	closers []func()
+}
+
+// onClose registers f to run when cmdUp returns, as a defer of cmdUp would.
+func (u *upRun) onClose(f func()) { u.closers = append(u.closers, f) }
+
+// close runs what the phases registered, last first; deferring each keeps
+// a defer's guarantees (the rest still run when one panics).
+func (u *upRun) close() {
+	for _, f := range u.closers {
+		defer f()
 	}
-	o.healthAddr = *healthAddr
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if err := checkSetInts(fs, "n-trials", "device-num", "max-in-flight", "gpus"); err != nil {
-		return err
-	}
-	if o.maxFailStreak < 0 {
-		return usageError("--max-consecutive-failures must be 0 (never stop) or more, got %d", o.maxFailStreak)
-	}
+}
+
+// checkSetup loads and checks the spec, the backend and the GPUs before
+// anything starts.
+func (u *upRun) checkSetup() error {
+	o, getenv, stderr := u.o, u.getenv, u.stderr
 	spec, err := loadSpec(o)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -152,6 +128,13 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	u.spec, u.benchCmd, u.runnerGPUs = spec, benchCmd, runnerGPUs
+	return nil
+}
+
+// openDataDir creates --data-dir and the logger of this process's services.
+func (u *upRun) openDataDir() error {
+	o, stderr := u.o, u.stderr
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -163,12 +146,18 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return fmt.Errorf("open log file: %w", err)
 		}
-		defer f.Close()
+		u.onClose(func() { f.Close() })
 		logOut = f
 	}
-	logger := newLogger(logOut, o.logLevel)
+	u.logger = newLogger(logOut, o.logLevel)
+	return nil
+}
 
-	conn := natsx.ConnConfigFromEnv(getenv)
+// connectNATS starts the embedded NATS server (or takes --nats-url's), serves
+// --health-addr, and connects this process with the study's topology in place.
+func (u *upRun) connectNATS(ctx context.Context) error {
+	o, spec, logger, stderr := u.o, u.spec, u.logger, u.stderr
+	conn := natsx.ConnConfigFromEnv(u.getenv)
 	if o.natsURL != "" {
 		conn.URL = o.natsURL
 	} else {
@@ -176,7 +165,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+		u.onClose(func() { srv.Shutdown(); srv.WaitForShutdown() })
 		conn.URL = srv.ClientURL()
 		conn.User, conn.Password, conn.Token, conn.CredsFile, conn.NKeyFile = "", "", "", "", ""
 	}
@@ -211,10 +200,18 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	u.onClose(nc.Close)
 	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{}); err != nil {
 		return err
 	}
+	u.conn, u.metricsOf, u.js = conn, metricsOf, js
+	return nil
+}
+
+// inspectStudy checks the stored study against the spec and finds out
+// whether another process is running it.
+func (u *upRun) inspectStudy(ctx context.Context) error {
+	o, spec, js, stderr := u.o, u.spec, u.js, u.stderr
 	// One study, many processes: refuse a resume with another spec, say what
 	// --no-load deletes, and join a study another process is running.
 	stored, err := sampler.Inspect(ctx, js, spec)
@@ -240,14 +237,27 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		say(stderr, o.quiet, "sgtune up: study %q is running in another process (%s on %s): joining it with %d runner(s) %s; this process ends when the study completes",
 			spec.StudyName, stored.Owner.Instance, stored.Owner.Host, o.runners, also)
 	}
+	u.joining, u.liveReporters = joining, liveReporters
+	return nil
+}
 
+// serveLivePage serves the study's live page on --http, when asked for.
+func (u *upRun) serveLivePage(ctx context.Context) error {
+	o, spec, js, stderr := u.o, u.spec, u.js, u.stderr
 	if o.httpAddr != "" {
-		url, err := servePage(ctx, o.httpAddr, withMetrics(reporter.PageHandler(js, spec.StudyName), metricsOf.gatherers()))
+		url, err := servePage(ctx, o.httpAddr, withMetrics(reporter.PageHandler(js, spec.StudyName), u.metricsOf.gatherers()))
 		if err != nil {
 			return err
 		}
 		say(stderr, o.quiet, "sgtune up: the front, plotted: %s", url)
 	}
+	return nil
+}
+
+// startServices starts this process's validator, reporter and runners in one
+// group, the runners only once (with real SGLang) the server command can start.
+func (u *upRun) startServices(ctx context.Context) error {
+	o, spec, conn, js, logger, metricsOf := u.o, u.spec, u.conn, u.js, u.logger, u.metricsOf
 	// What the study had before this run, to report this run's own rate.
 	before := 0
 	if st, err := readStudy(ctx, js, spec.StudyName); err == nil && !o.noLoad {
@@ -255,8 +265,9 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	start := time.Now()
 	svcCtx, stopServices := context.WithCancel(ctx)
-	defer stopServices()
+	u.onClose(stopServices)
 	g, gctx := errgroup.WithContext(svcCtx)
+	u.before, u.start, u.stopServices, u.g, u.gctx = before, start, stopServices, g, gctx
 
 	vcfg := validator.Config{NATS: conn, Metrics: metricsOf.service()}
 	vcfg.NATS.Name = ""
@@ -265,7 +276,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	rcfg := reporter.Config{NATS: conn, Output: o.output, Quiet: true, Metrics: metricsOf.service()}
 	rcfg.NATS.Name = "sgtune-reporter"
-	if liveReporters > 0 {
+	if u.liveReporters > 0 {
 		// Joining: start a reporter only once none is live (its process ended).
 		g.Go(func() error {
 			return reporterWhenNoneLive(gctx, js, func() error { return reporter.Run(gctx, rcfg, logger) })
@@ -288,13 +299,13 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 			RunnerID:     fmt.Sprintf("%s-%d-r%d", host, os.Getpid(), i), // unique per process
 			Backend:      o.backend,
 			Sim:          o.sim,
-			BenchmarkCmd: benchCmd,
+			BenchmarkCmd: u.benchCmd,
 			GPUModel:     o.gpuModel,
 			SimTimeScale: o.simScale,
 			LogDir:       filepath.Join(o.dataDir, "logs"),
 			Metrics:      metricsOf.service(),
 		}
-		runnerGPUs.apply(&cfg, i)
+		u.runnerGPUs.apply(&cfg, i)
 		cfg.ServerCommand = spec.Model.ServerCommand
 		if o.sim {
 			cfg.ServerCommand = nil // the runner launches its own executable's "sim"
@@ -306,11 +317,16 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		g.Go(func() error { return runner.Run(gctx, cfg, logger) })
 	}
+	return nil
+}
 
+// startSampler starts the study's sampler, whose return is the study's end.
+func (u *upRun) startSampler() {
+	o, spec, conn, g, gctx, logger, stderr := u.o, u.spec, u.conn, u.g, u.gctx, u.logger, u.stderr
 	// Joining, the sampler stands by: it takes the study over only if its
 	// owner's lease expires, and returns when the owner completes it.
-	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad, AllowSpecChange: o.allowChange, Metrics: metricsOf.service()}
-	if !joining {
+	scfg := sampler.Config{NATS: conn, Spec: spec, Fresh: o.noLoad, AllowSpecChange: o.allowChange, Metrics: u.metricsOf.service()}
+	if !u.joining {
 		// Started at the same moment as another process: the sampler finds out.
 		scfg.OnStandby = func(owner events.Lease) {
 			say(stderr, o.quiet, "sgtune up: study %q is running in another process (%s on %s): joining it with %d runner(s); this process ends when the study completes",
@@ -324,6 +340,13 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		studyDone <- err
 		return err
 	})
+	u.studyDone = studyDone
+}
+
+// startWatchers starts the progress lines (unless --quiet) and the watch of
+// the failure streak (unless --max-consecutive-failures 0).
+func (u *upRun) startWatchers() {
+	o, spec, js, g, gctx, stderr, start := u.o, u.spec, u.js, u.g, u.gctx, u.stderr, u.start
 	if !o.quiet {
 		g.Go(func() error { showProgress(gctx, js, spec.StudyName, stderr, start); return nil })
 	}
@@ -335,32 +358,42 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 			return nil
 		})
 	}
+	u.failing = failing
+}
 
+// waitStudy waits for the study to complete and be reported, to stop on its
+// failure streak, or for a service to fail; then it stops the services.
+func (u *upRun) waitStudy(ctx context.Context) error {
+	spec, js, g, gctx := u.spec, u.js, u.g, u.gctx
 	// The study is complete when the sampler returns; then wait for the reporter to
 	// fold the last outcomes before stopping everything.
 	var runErr error
 	select {
-	case err := <-studyDone:
+	case err := <-u.studyDone:
 		if err == nil && ctx.Err() == nil {
 			runErr = waitReported(ctx, js, spec.StudyName, 30*time.Second)
 		} else if err != nil {
 			runErr = err
 		}
-	case reason := <-failing:
+	case reason := <-u.failing:
 		runErr = fmt.Errorf("study %q stopped: %s", spec.StudyName, reason)
 	case <-gctx.Done():
 	}
-	stopServices()
+	u.stopServices()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = err
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted; finished trials are kept: run the same command again to resume")
 	}
-	if runErr != nil {
-		return runErr
-	}
-	elapsed := time.Since(start)
+	return runErr
+}
+
+// printResults writes --output, prints the front on stdout and says on
+// stderr how the study went and how to read it later.
+func (u *upRun) printResults(ctx context.Context) error {
+	o, spec, js, stdout, stderr := u.o, u.spec, u.js, u.stdout, u.stderr
+	elapsed := time.Since(u.start)
 	if o.output != "" {
 		if err := reporter.WriteResults(ctx, js, spec.StudyName, o.output); err != nil {
 			return fmt.Errorf("write results: %w", err)
@@ -375,7 +408,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	st, _ := readStudy(ctx, js, spec.StudyName)
 	rate := "nothing left to run"
-	if ran := st.Benchmarked - before; ran > 0 {
+	if ran := st.Benchmarked - u.before; ran > 0 {
 		rate = fmt.Sprintf("%d benchmarked in this run, %.1f trials/min", ran, float64(ran)/elapsed.Minutes())
 	}
 	say(stderr, false, "sgtune up: study %q complete in %s: %d benchmarked, %d rejected (%s); results in %s",
@@ -389,17 +422,6 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	return nil
 }
-
-// readFlags are the flags that let a client read this run's study after it
-// exits: the store it left in --data-dir, or the server of --nats-url.
-func readFlags(o upOptions) string {
-	if o.natsURL != "" {
-		return "--nats-url " + o.natsURL
-	}
-	return "--data-dir " + shellQuote(o.dataDir)
-}
-
-func shellQuote(s string) string { return strings.Join(quoteArgs([]string{s}), " ") }
 
 // classCounts lists failure counts by class, largest first ("oom 3, crash 1").
 func classCounts(m map[string]int) string {
@@ -422,275 +444,4 @@ func classCounts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", e.k, e.n)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// checkSetInts refuses an integer flag given explicitly as 0 or less: 0 is
-// the flag's "unset" value (the spec decides), so an explicit 0 or a
-// negative count is a mistake, not a request for the spec's value.
-func checkSetInts(fs *flag.FlagSet, names ...string) error {
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		if err != nil || !slices.Contains(names, f.Name) {
-			return
-		}
-		if n, perr := strconv.Atoi(f.Value.String()); perr == nil && n < 1 {
-			err = usageError("--%s must be at least 1, got %d (leave it out to use the spec's value)", f.Name, n)
-		}
-	})
-	return err
-}
-
-// watchFailures follows the study's outcomes and reports on failing (once)
-// when the failure streak says the study should stop (see failureStreak).
-// Outcomes stored before this run only tell the baseline's fate.
-func watchFailures(ctx context.Context, js jetstream.JetStream, studyName string, maxStreak int, needBaseline bool, failing chan<- string) {
-	streak := failureStreak{limit: maxStreak, needBaseline: needBaseline}
-	live := false
-	reported := false
-	_ = natsx.Tail(ctx, js, events.StreamOutcomes, events.OutcomesOfStudy(studyName), func(data []byte, _ natsx.Meta) error {
-		if reported {
-			return nil
-		}
-		var r events.TrialResult
-		if err := json.Unmarshal(data, &r); err != nil || r.Type != events.TypeTrialResult {
-			return nil // rejections are not benchmarks
-		}
-		if streak.observe(r.Trial, r.State == events.StateComplete, r.FailureClass, r.Reason, live) {
-			reported = true
-			failing <- streak.reason()
-		}
-		return nil
-	}, func() { live = true })
-}
-
-// reporterWhenNoneLive runs run once no reporter is live, polling every 5 s.
-func reporterWhenNoneLive(ctx context.Context, js jetstream.JetStream, run func() error) error {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if n, err := reporter.LiveReporters(ctx, js); err == nil && n == 0 {
-			return run()
-		}
-	}
-}
-
-// loadSpec reads the spec file (or the defaults) and applies the flags' overrides.
-func loadSpec(o upOptions) (study.Spec, error) {
-	spec := study.Default()
-	if o.specFile != "" {
-		var err error
-		if spec, err = study.LoadFile(o.specFile); err != nil {
-			return study.Spec{}, err
-		}
-	}
-	if o.studyName != "" {
-		spec.StudyName = o.studyName
-	}
-	if o.nTrials != 0 {
-		spec.NTrials = o.nTrials
-	}
-	if o.deviceNum != 0 {
-		spec.DeviceNum = o.deviceNum
-	}
-	if o.sampler != "" {
-		spec.Sampler.Algorithm = o.sampler
-	}
-	if o.seedSet {
-		spec.Sampler.Seed = o.seed
-	}
-	if o.maxInFlight > 0 {
-		spec.Sampler.MaxInFlight = o.maxInFlight
-	}
-	if o.startupTimeout < 0 || o.benchmarkTimeout < 0 {
-		return study.Spec{}, fmt.Errorf("--startup-timeout and --benchmark-timeout must be positive")
-	}
-	if o.startupTimeout > 0 {
-		spec.Model.StartupTimeout = events.Duration(o.startupTimeout)
-		spec.Model.CompileStartupTimeout = events.Duration(o.startupTimeout)
-	}
-	if o.benchmarkTimeout > 0 {
-		spec.Model.BenchmarkTimeout = events.Duration(o.benchmarkTimeout)
-	}
-	if err := spec.Validate(); err != nil {
-		return study.Spec{}, fmt.Errorf("invalid study settings: %w", err)
-	}
-	// The runners of `up` are on this host: a dataset file that is missing
-	// or malformed fails now, naming the file and line, not in every trial.
-	if err := runner.CheckWorkload(spec.Workload); err != nil {
-		return study.Spec{}, fmt.Errorf("%w: workload: %w", study.ErrInvalidSpec, err)
-	}
-	return spec, nil
-}
-
-// startEmbedded starts the in-process JetStream server on --listen, or on a
-// free port when that one is taken (another study running).
-func startEmbedded(o upOptions) (srvShutdown, error) {
-	host, portStr, err := net.SplitHostPort(o.listen)
-	if err != nil {
-		return nil, usageError("--listen %q: want HOST:PORT", o.listen)
-	}
-	var port int
-	if _, err := fmt.Sscan(portStr, &port); err != nil {
-		return nil, usageError("--listen %q: bad port", o.listen)
-	}
-	if l, err := net.Listen("tcp", net.JoinHostPort(host, portStr)); err == nil && port != 0 {
-		l.Close()
-	} else {
-		if err == nil {
-			l.Close()
-		}
-		port = -1 // taken, or 0: a free port (nats-server reads 0 as 4222)
-	}
-	srv, err := embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(o.dataDir, "nats"), SyncAlways: o.syncAlways})
-	if err != nil {
-		return nil, err
-	}
-	return srv, nil
-}
-
-// srvShutdown is the part of the embedded server up needs.
-type srvShutdown interface {
-	ClientURL() string
-	Shutdown()
-	WaitForShutdown()
-}
-
-func readStudy(ctx context.Context, js jetstream.JetStream, name string) (events.StudyState, error) {
-	kv, err := natsx.KV(ctx, js, events.BucketStudies)
-	if err != nil {
-		return events.StudyState{}, err
-	}
-	st, _, err := natsx.GetJSON[events.StudyState](ctx, kv, name)
-	return st, err
-}
-
-// waitReported waits until the reporter's front counts every outcome the study has.
-func waitReported(ctx context.Context, js jetstream.JetStream, name string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		st, err := readStudy(ctx, js, name)
-		if err == nil {
-			// Both keys: the reporter writes front.<study>, then front (the
-			// latest study's), which users read as `nats kv get pareto front`.
-			want := st.Benchmarked + st.Rejected
-			doc, ferr := reporter.ReadFront(ctx, js, name)
-			latest, lerr := reporter.ReadFront(ctx, js, "")
-			latestDone := lerr == nil && (latest.StudyName != name || latest.Counts.Outcomes >= want)
-			if ferr == nil && doc.Counts.Outcomes >= want && latestDone {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the reporter did not fold every outcome within %s", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// showProgress prints one line whenever the study's counters change.
-func showProgress(ctx context.Context, js jetstream.JetStream, name string, w io.Writer, start time.Time) {
-	last := ""
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st, err := readStudy(ctx, js, name)
-		if err != nil {
-			continue
-		}
-		failed, front := 0, 0
-		if doc, err := reporter.ReadFront(ctx, js, name); err == nil {
-			failed, front = doc.Counts.Failed, len(doc.ParetoFront)
-		}
-		running := max(st.Proposed-st.Benchmarked-st.Rejected, 0)
-		line := fmt.Sprintf("trials %d/%d benchmarked · %d in flight · %d failed · %d rejected · front %d",
-			st.Benchmarked, st.NTrials, running, failed, st.Rejected, front)
-		if line != last {
-			fmt.Fprintf(w, "[%s] %s\n", time.Since(start).Round(time.Second), line)
-			last = line
-		}
-	}
-}
-
-func say(w io.Writer, quiet bool, format string, args ...any) {
-	if !quiet {
-		fmt.Fprintf(w, format+"\n", args...)
-	}
-}
-
-// splitArgs splits a command line into an argv without a shell: spaces
-// separate words, single or double quotes group them.
-func splitArgs(s string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inWord := false
-	var quote rune
-	for _, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if inWord {
-				out = append(out, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
-		}
-	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unclosed quote in %q", s)
-	}
-	if inWord {
-		out = append(out, cur.String())
-	}
-	return out, nil
-}
-
-// checkSGLang fails fast when the server command cannot start SGLang: the
-// command is missing, or (for python3 -m sglang.launch_server) python cannot
-// import sglang. Every trial would otherwise be recorded as a crash.
-func checkSGLang(ctx context.Context, command []string) error {
-	if len(command) == 0 {
-		return fmt.Errorf("model.server_command is empty")
-	}
-	path, err := exec.LookPath(command[0])
-	if err != nil {
-		return fmt.Errorf("the server command %q is not installed (%v): install SGLang, set model.server_command, or run with --sim", command[0], err)
-	}
-	if len(command) >= 3 && command[1] == "-m" && strings.HasPrefix(command[2], "sglang") {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(cctx, path, "-c", "import sglang").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s cannot import sglang (%s): install SGLang (pip install sglang), or run with --sim", command[0], lastLine(string(out)))
-		}
-	}
-	return nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }

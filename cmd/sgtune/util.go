@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -55,4 +58,64 @@ func firstNonEmptyStr(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// checkSetInts refuses an integer flag given explicitly as 0 or less: 0 is
+// the flag's "unset" value (the spec decides), so an explicit 0 or a
+// negative count is a mistake, not a request for the spec's value.
+func checkSetInts(fs *flag.FlagSet, names ...string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil || !slices.Contains(names, f.Name) {
+			return
+		}
+		if n, perr := strconv.Atoi(f.Value.String()); perr == nil && n < 1 {
+			err = usageError("--%s must be at least 1, got %d (leave it out to use the spec's value)", f.Name, n)
+		}
+	})
+	return err
+}
+
+// say prints one line on w unless quiet.
+func say(w io.Writer, quiet bool, format string, args ...any) {
+	if !quiet {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// splitArgs splits a command line into an argv without a shell: spaces
+// separate words, single or double quotes group them.
+func splitArgs(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unclosed quote in %q", s)
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out, nil
 }
