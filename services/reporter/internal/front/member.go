@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/sgtune/sgtune/pkg/events"
 	"github.com/sgtune/sgtune/pkg/study"
@@ -188,14 +189,14 @@ func (r *Report) record(t *trial) TrialRecord {
 		rec.Objectives = r.byObjective(t.values)
 	}
 	if o.State == StateComplete && !t.feasible && rec.Reason == "" {
-		rec.Reason = "infeasible: " + joinSemicolon(t.violations)
+		rec.Reason = "infeasible: " + strings.Join(t.violations, "; ")
 	}
 	if o.State == StateRejected && rec.Reason == "" && len(o.Rejections) > 0 {
 		reasons := make([]string, len(o.Rejections))
 		for i, rj := range o.Rejections {
 			reasons[i] = rj.Rule + ": " + rj.Reason
 		}
-		rec.Reason = joinSemicolon(reasons)
+		rec.Reason = strings.Join(reasons, "; ")
 	}
 	return rec
 }
@@ -215,14 +216,3 @@ func missingObjectives(spec *study.Spec, metrics map[string]float64) []string {
 	return out
 }
 
-// joinSemicolon joins xs with "; ".
-func joinSemicolon(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += "; "
-		}
-		out += x
-	}
-	return out
-}

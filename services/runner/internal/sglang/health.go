@@ -39,11 +39,7 @@ type probe struct {
 func (s *Server) probe(ctx context.Context) probe {
 	ctx, cancel := context.WithTimeout(ctx, healthRequestTimeout)
 	defer cancel()
-	plain := s.plainHealth.Load()
-	path := HealthPath
-	if plain {
-		path = HealthPathPlain
-	}
+	path := s.healthPath()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.baseURL+path, nil)
 	if err != nil {
 		return probe{err: err}
@@ -54,11 +50,19 @@ func (s *Server) probe(ctx context.Context) probe {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound && !plain {
+	if resp.StatusCode == http.StatusNotFound && path == HealthPath {
 		s.plainHealth.Store(true)
 		return s.probe(ctx)
 	}
 	return probe{status: resp.StatusCode}
+}
+
+// healthPath is the readiness endpoint this server is asked.
+func (s *Server) healthPath() string {
+	if s.plainHealth.Load() {
+		return HealthPathPlain
+	}
+	return HealthPath
 }
 
 // Healthy asks /health_generate once and reports whether it answered 200.
@@ -128,10 +132,7 @@ func (s *Server) notHealthy(timeout time.Duration, last probe, lastAnswer int) *
 	if s.OOMSeen() {
 		return &Failure{Class: events.FailOOM, Reason: fmt.Sprintf("server logged an out-of-memory error and was not healthy within %s", timeout)}
 	}
-	path := HealthPath
-	if s.plainHealth.Load() {
-		path = HealthPathPlain
-	}
+	path := s.healthPath()
 	switch {
 	case lastAnswer != 0 && lastAnswer != http.StatusServiceUnavailable:
 		return &Failure{Class: events.FailUnhealthy, Reason: fmt.Sprintf("%s kept answering %d for %s", path, lastAnswer, timeout)}
