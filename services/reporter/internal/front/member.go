@@ -215,4 +215,3 @@ func missingObjectives(spec *study.Spec, metrics map[string]float64) []string {
 	}
 	return out
 }
-
