@@ -7,14 +7,47 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
+
+// TailOption configures Tail.
+type TailOption func(*tailConfig)
+
+type tailConfig struct {
+	log       zerolog.Logger
+	onRestart func(TailRestart)
+}
+
+// TailRestart is one time a tail had to follow its stream again: its ordered
+// consumer went quiet while the stream moved on (Reason starts "stalled"), or
+// its iterator ended on its own (a server or cluster node lost).
+type TailRestart struct {
+	Stream, Filter string
+	From           uint64 // the stream sequence it follows again from
+	Reason         string
+}
+
+// TailLogger logs every restart of the tail at warn level (default: none).
+func TailLogger(l zerolog.Logger) TailOption { return func(c *tailConfig) { c.log = l } }
+
+// OnTailRestart calls f on every restart of the tail (a metric's counter),
+// on Tail's goroutine.
+func OnTailRestart(f func(TailRestart)) TailOption {
+	return func(c *tailConfig) { c.onRestart = f }
+}
 
 // Tail delivers every stored message of stream matching filter, oldest first,
 // then every new one, until ctx is done (it then returns nil) or onMsg returns
 // an error. onCaughtUp, if not nil, is called once when every message stored
 // when Tail started has been delivered (at once when there were none). It uses
 // an ordered consumer: no durable state, so replay is how state is rebuilt.
-func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, onMsg func(data []byte, meta Meta) error, onCaughtUp func()) error {
+// A consumer that goes quiet or ends is followed again from the next
+// sequence; opts say who hears of it (TailLogger, OnTailRestart).
+func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, onMsg func(data []byte, meta Meta) error, onCaughtUp func(), opts ...TailOption) error {
+	cfg := tailConfig{log: zerolog.Nop()}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", stream, err)
@@ -64,18 +97,20 @@ func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, on
 		return fmt.Errorf("replay %s (%s): %w", stream, filter, err)
 	}
 	// The iterator ended although nobody stopped it (its consumer gone with
-	// a server or a cluster node, a reset that gave up): a tail that
-	// returned here would leave its reader waiting forever, so it follows
-	// again from the next sequence, with a backoff while the stream is away.
+	// a server or a cluster node, a reset that gave up, the watchdog): a
+	// tail that returned here would leave its reader waiting forever, so it
+	// follows again from the next sequence, with a backoff while the stream
+	// is away.
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		cfg.restarted(TailRestart{Stream: stream, Filter: filter, From: next, Reason: restartReason(err)})
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
-		err := follow(ctx, s, filter, next, deliver)
+		err = follow(ctx, s, filter, next, deliver)
 		if errors.As(err, &herr) {
 			return herr.err
 		}
@@ -84,6 +119,22 @@ func Tail(ctx context.Context, js jetstream.JetStream, stream, filter string, on
 		}
 	}
 	return nil
+}
+
+func (c *tailConfig) restarted(r TailRestart) {
+	c.log.Warn().Str("stream", r.Stream).Str("filter", r.Filter).Uint64("from_seq", r.From).Str("reason", r.Reason).
+		Msg("following the stream again: its ordered consumer stopped delivering")
+	if c.onRestart != nil {
+		c.onRestart(r)
+	}
+}
+
+// restartReason is why follow returned before its context ended.
+func restartReason(err error) string {
+	if err == nil {
+		return "the ordered consumer ended"
+	}
+	return err.Error()
 }
 
 // handlerError carries onMsg's error out of follow.
@@ -125,13 +176,14 @@ func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64,
 	progress := newTailProgress(from)
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
+	stalled := make(chan string, 1) // the watchdog's reason, sent before it stops the iterator
 	go watchStall(wctx, progress, func(ctx context.Context) (uint64, error) {
 		last, err := s.GetLastMsgForSubject(ctx, filter)
 		if err != nil {
 			return 0, err
 		}
 		return last.Sequence, nil
-	}, it.Stop)
+	}, func(reason string) { stalled <- reason; it.Stop() })
 	failures := 0
 	for {
 		msg, err := it.Next()
@@ -139,7 +191,12 @@ func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64,
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return errFollowEnded
+			select {
+			case reason := <-stalled:
+				return fmt.Errorf("%w: %s", errFollowEnded, reason)
+			default:
+				return errFollowEnded
+			}
 		case err != nil:
 			// Ordered consumers recreate themselves; what surfaces here is
 			// transient, unless it keeps coming.

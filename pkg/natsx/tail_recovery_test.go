@@ -3,6 +3,7 @@ package natsx_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,9 @@ func TestTailFollowsPastAQuietConsumer(t *testing.T) {
 	rec := startTail(ctx, js)
 	count := rec.count
 	eventually(t, "the stored messages", func() bool { return count() == 3 })
+	if rs := rec.restarted(); len(rs) != 0 {
+		t.Fatalf("restarts reported before any trouble: %+v", rs)
+	}
 
 	s, err := js.Stream(ctx, events.StreamCandidates)
 	if err != nil {
@@ -135,15 +139,21 @@ func TestTailFollowsPastAQuietConsumer(t *testing.T) {
 	}
 	eventually(t, "the messages published while the consumer was paused", func() bool { return count() >= 5 })
 	rec.stopAndCheck(t, 5)
+	// The restart is reported, with why and where it followed again from.
+	rs := rec.restarted()
+	if len(rs) == 0 || !strings.HasPrefix(rs[0].Reason, "stalled") || rs[0].From != 4 || rs[0].Stream != events.StreamCandidates {
+		t.Fatalf("restarts reported: %+v, want the first stalled, from sequence 4 of %s", rs, events.StreamCandidates)
+	}
 }
 
 // tailRecord is a Tail of study a's candidates running in the background,
 // counting the deliveries of each stream sequence.
 type tailRecord struct {
-	mu   sync.Mutex
-	seqs map[uint64]int
-	stop context.CancelFunc
-	done chan error
+	mu       sync.Mutex
+	seqs     map[uint64]int
+	restarts []natsx.TailRestart
+	stop     context.CancelFunc
+	done     chan error
 }
 
 func startTail(ctx context.Context, js jetstream.JetStream) *tailRecord {
@@ -156,12 +166,22 @@ func startTail(ctx context.Context, js jetstream.JetStream) *tailRecord {
 				r.seqs[m.StreamSeq]++
 				r.mu.Unlock()
 				return nil
-			}, nil)
+			}, nil, natsx.OnTailRestart(func(rs natsx.TailRestart) {
+				r.mu.Lock()
+				r.restarts = append(r.restarts, rs)
+				r.mu.Unlock()
+			}))
 	}()
 	return r
 }
 
 func (r *tailRecord) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
+
+func (r *tailRecord) restarted() []natsx.TailRestart {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.restarts)
+}
 
 // stopAndCheck checks that Tail was still running, stops it, and checks
 // that it delivered want messages, each once.

@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -52,11 +53,11 @@ func (p *tailProgress) idle(now time.Time, after time.Duration) (uint64, bool) {
 	return p.seq, !p.inFor && now.Sub(p.at) >= after
 }
 
-// watchStall calls stop, once, when the tail has been idle while the stream
-// holds a later message matching its filter (lastStored: its sequence), and
-// returns; it returns when ctx is done. A failed read of the stream (a node
+// watchStall calls stop, once, with the reason, when the tail has been idle
+// while the stream holds a later message matching its filter (lastStored:
+// its sequence), and returns; it returns when ctx is done. A failed read of the stream (a node
 // lost, a leader being elected) is no evidence and is tried again later.
-func watchStall(ctx context.Context, p *tailProgress, lastStored func(context.Context) (uint64, error), stop func()) {
+func watchStall(ctx context.Context, p *tailProgress, lastStored func(context.Context) (uint64, error), stop func(reason string)) {
 	tick := time.NewTicker(tailStallCheck)
 	defer tick.Stop()
 	for {
@@ -76,7 +77,7 @@ func watchStall(ctx context.Context, p *tailProgress, lastStored func(context.Co
 			}
 			// Read again: the message may have arrived while we asked.
 			if seq, idle = p.idle(time.Now(), tailStallAfter); idle && last > seq {
-				stop()
+				stop(fmt.Sprintf("stalled: nothing delivered for %s while the stream holds sequence %d, beyond the %d delivered", tailStallAfter, last, seq))
 				return
 			}
 		}

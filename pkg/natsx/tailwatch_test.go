@@ -34,7 +34,7 @@ func TestWatchStallStopsOnlyAQuietTailBehindItsStream(t *testing.T) {
 				watchStall(ctx, p, func(context.Context) (uint64, error) {
 					reads.Add(1)
 					return tc.last, tc.readErr
-				}, func() { stopped.Store(true) })
+				}, func(string) { stopped.Store(true) })
 			}()
 			for !stopped.Load() && reads.Load() < 3 {
 				time.Sleep(time.Millisecond)

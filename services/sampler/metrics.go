@@ -16,7 +16,7 @@ type metrics struct {
 	counts   *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer, studyName string) *metrics {
+func newMetrics(reg prometheus.Registerer, studyName string, feedRestarts func() int64) *metrics {
 	study := prometheus.Labels{"study": studyName}
 	m := &metrics{
 		propose: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -35,8 +35,13 @@ func newMetrics(reg prometheus.Registerer, studyName string) *metrics {
 			Name: "sgtune_study_trials", Help: "The study's counters as the sampler keeps them: proposed, benchmarked, rejected, and the n_trials budget.", ConstLabels: study,
 		}, []string{"kind"}),
 	}
+	restarts := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "sgtune_sampler_feed_restarts_total",
+		Help:        "Times the sampler's feeds (outcomes, partial measurements) had to follow their stream again: a consumer that went quiet or ended with a server or cluster node.",
+		ConstLabels: study,
+	}, func() float64 { return float64(feedRestarts()) })
 	if reg != nil {
-		reg.MustRegister(m.propose, m.proposed, m.inFlight, m.counts)
+		reg.MustRegister(m.propose, m.proposed, m.inFlight, m.counts, restarts)
 	}
 	return m
 }

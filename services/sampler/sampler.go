@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	var m *metrics
 	if cfg.Metrics != nil {
-		m = newMetrics(cfg.Metrics, spec.StudyName)
+		m = newMetrics(cfg.Metrics, spec.StudyName, bus.FeedRestarts)
 	}
 	err = (&loop{cfg: cfg, spec: spec, bus: bus, js: js, log: log, metrics: m}).run(octx)
 	if cause := context.Cause(octx); errors.Is(cause, natsio.ErrOwnershipLost) && ctx.Err() == nil {

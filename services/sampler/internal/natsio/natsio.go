@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,21 @@ type Bus struct {
 	states jetstream.KeyValue
 	log    zerolog.Logger
 	epoch  string
+	// feedRestarts counts the times a feed (outcomes, measurements) had to
+	// follow its stream again (natsx.TailRestart).
+	feedRestarts atomic.Int64
+}
+
+// FeedRestarts is how many times the study's feeds followed their streams
+// again since the bus was opened (a metric).
+func (b *Bus) FeedRestarts() int64 { return b.feedRestarts.Load() }
+
+// feedOptions log a feed's restarts (with the feed's name) and count them.
+func (b *Bus) feedOptions(feed string) []natsx.TailOption {
+	return []natsx.TailOption{
+		natsx.TailLogger(b.log.With().Str("feed", feed).Logger()),
+		natsx.OnTailRestart(func(natsx.TailRestart) { b.feedRestarts.Add(1) }),
+	}
 }
 
 // New opens the study's bucket. js must be provisioned (natsx.EnsureTopology).
@@ -85,7 +101,7 @@ func (b *Bus) TailOutcomes(ctx context.Context, onOutcome func(sampling.Outcome)
 		}
 		onOutcome(o)
 		return nil
-	}, onCaughtUp)
+	}, onCaughtUp, b.feedOptions("outcomes")...)
 	if err != nil {
 		return fmt.Errorf("tail outcomes: %w", err)
 	}

@@ -25,7 +25,7 @@ func (b *Bus) TailMeasurements(ctx context.Context, onMeasurement func(trial int
 			onMeasurement(ev.Trial, ev.Incarnation, *ev.Measurement)
 		}
 		return nil
-	}, nil)
+	}, nil, b.feedOptions("measurements")...)
 	if err != nil {
 		return fmt.Errorf("tail measurements: %w", err)
 	}
