@@ -48,7 +48,10 @@ func newSession(ctx context.Context, o Options) (*session, error) {
 	if o.Timeout > 0 {
 		s.timer = time.AfterFunc(o.Timeout, func() { s.timedOut.Store(true); s.cancel() })
 	}
-	s.b = &bench{ep: ep, idle: idle, abort: s.cancel, probe: probePath(o.Workload.Backend == BackendOpenAI)}
+	s.b = &bench{ep: ep, idle: idle, abort: s.cancel, probe: probePath(o.Workload.Backend == BackendOpenAI), burst: o.Burst, take: firstWaveTake}
+	if o.firstWaveTake > 0 {
+		s.b.take = o.firstWaveTake
+	}
 	return s, nil
 }
 

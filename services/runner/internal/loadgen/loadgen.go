@@ -53,6 +53,12 @@ type Options struct {
 	// measured request, as bench_serving does; only for the fidelity
 	// benchmark's side-by-side comparison.
 	NoPreopen bool
+	// Burst sends a closed loop's first wave all at once instead of one
+	// stream after another as the server takes each (firstWaveTake); only
+	// for the fidelity benchmark's side-by-side comparison.
+	Burst bool
+	// firstWaveTake overrides the package's firstWaveTake (tests).
+	firstWaveTake time.Duration
 }
 
 // Result is a finished benchmark.
@@ -118,17 +124,39 @@ type bench struct {
 	streamed atomic.Int64
 	// cp, while a measured phase runs, is told each finished request.
 	cp *checkpointer
+	// burst: Options.Burst; take: how long the first wave waits for the
+	// server to take a request (firstWaveTake).
+	burst bool
+	take  time.Duration
 }
+
+// firstWaveTake bounds how long a closed loop's first wave waits for the
+// server to take one request (its response headers) before sending the
+// next stream's anyway: a server that sends its headers only with the first
+// token still gets its first wave within a millisecond a stream.
+const firstWaveTake = time.Millisecond
 
 // runAll sends reqs honouring their arrival offsets, at most conc at a time
 // (the arrival clock keeps running while requests wait for a slot, as with
 // bench_serving's semaphore), and returns their results in order. Each
 // request takes an idle connection from the pool (or opens one) and gives
 // it back as soon as its response has ended.
+//
+// A closed loop's first wave (conc requests due at once) is not sent in one
+// burst: each stream's first request goes when the server has taken the one
+// before it (its response headers came back), or after firstWaveTake. A
+// burst of hundreds of requests in the same microsecond queues in the
+// server's HTTP layer, before the server's own clock starts (SGLang counts
+// TTFT from its handler): measured against a server timing itself, that
+// queue was nearly all of the client's TTFT error (+14 ms on the first wave
+// against +0.4 ms after it, at 512 streams). The wave still starts within
+// tens of milliseconds, far inside its requests' lifetime, so the load the
+// server sees is the same; each request's clock starts when it is sent.
 func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestResult {
 	out := make([]RequestResult, len(reqs))
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
+	var prevTaken chan struct{} // closed when the server took the previous first-wave request
 	start := time.Now()
 	for i := range reqs {
 		if d := reqs[i].arrival - time.Since(start); d > 0 {
@@ -138,6 +166,16 @@ func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestR
 			case <-ctx.Done():
 				t.Stop()
 			}
+		}
+		if prevTaken != nil {
+			t := time.NewTimer(b.take)
+			select {
+			case <-prevTaken:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			prevTaken = nil
 		}
 		select {
 		case sem <- struct{}{}:
@@ -149,12 +187,17 @@ func (b *bench) runAll(ctx context.Context, reqs []request, conc int) []RequestR
 			}
 			break
 		}
+		var taken chan struct{}
+		if !b.burst && i+1 < min(conc, len(reqs)) && reqs[i+1].arrival == 0 {
+			taken = make(chan struct{})
+			prevTaken = taken
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			var c *conn
-			out[i], c = b.do(ctx, b.pool.get(), &reqs[i])
+			out[i], c = b.do(ctx, b.pool.get(), &reqs[i], taken)
 			if c != nil {
 				b.pool.put(c)
 			}

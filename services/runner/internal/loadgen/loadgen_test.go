@@ -39,9 +39,14 @@ type sseServer struct {
 	seen             sync.Map // remote address -> true once it carried a request
 	inflight         atomic.Int64
 	maxIn            atomic.Int64
-	mu               sync.Mutex
-	lens             []int // output lengths asked, in arrival order
-	inLens           []int // input lengths sent
+	// headerDelay holds a generation request's response headers this long
+	// (a server slow to take requests); untaken counts the requests whose
+	// headers are not yet written, maxUntaken the most seen at once.
+	headerDelay         time.Duration
+	untaken, maxUntaken atomic.Int64
+	mu                  sync.Mutex
+	lens                []int // output lengths asked, in arrival order
+	inLens              []int // input lengths sent
 }
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,14 +68,12 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.postOnNew.Add(1)
 	}
 	s.requests.Add(1)
+	raiseMax(&s.maxUntaken, s.untaken.Add(1))
+	taken := sync.OnceFunc(func() { s.untaken.Add(-1) })
+	defer taken()
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	for {
-		m := s.maxIn.Load()
-		if n <= m || s.maxIn.CompareAndSwap(m, n) {
-			break
-		}
-	}
+	raiseMax(&s.maxIn, n)
 	var req struct {
 		InputIDs       []int `json:"input_ids"`
 		MaxTokens      int   `json:"max_tokens"`
@@ -100,10 +103,6 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.lens = append(s.lens, out)
 	s.inLens = append(s.inLens, len(req.InputIDs))
 	s.mu.Unlock()
-	w.Header().Set("Content-Type", "text/event-stream")
-	f := w.(http.Flusher)
-	w.WriteHeader(200)
-	f.Flush()
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-time.After(d):
@@ -112,6 +111,14 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 	}
+	if s.headerDelay > 0 && !sleep(s.headerDelay) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := w.(http.Flusher)
+	taken() // before the headers leave: a paced client sends its next request only after
+	w.WriteHeader(200)
+	f.Flush()
 	if s.mode == "emptyfirst" {
 		// A chunk with no text (a token that decodes to nothing yet) comes
 		// first; the first visible token follows after ttft.
@@ -156,6 +163,16 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.mode != "nodone" {
 		fmt.Fprint(w, "data: [DONE]\n\n")
+	}
+}
+
+// raiseMax sets m to n when n is larger.
+func raiseMax(m *atomic.Int64, n int64) {
+	for {
+		old := m.Load()
+		if n <= old || m.CompareAndSwap(old, n) {
+			return
+		}
 	}
 }
 
@@ -348,6 +365,49 @@ func TestRun_opens_every_stream_connection_before_the_clock(t *testing.T) {
 			}
 			if got, want := s.postOnNew.Load(), int64(1+tt.expectedDialed); got != want {
 				t.Fatalf("%d generation requests opened their connection, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestRun_first_wave_goes_as_the_server_takes_it(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		givenBurst       bool
+		givenTake        time.Duration // how long to wait for the previous request's headers
+		givenHeaderDelay time.Duration
+		expectedAtOnce   func(int64) bool
+		expectedText     string
+	}{
+		// Each stream's first request goes once the server answered the one
+		// before: the server never holds two it has not taken.
+		{name: "paced", givenTake: time.Minute, givenHeaderDelay: 2 * time.Millisecond,
+			expectedAtOnce: func(n int64) bool { return n == 1 }, expectedText: "1"},
+		// A server that answers with its headers late (here: 200 ms) does
+		// not hold up the wave: after firstWaveTake the next goes anyway.
+		{name: "headers late", givenHeaderDelay: 200 * time.Millisecond,
+			expectedAtOnce: func(n int64) bool { return n > 1 }, expectedText: "more than 1"},
+		// Options.Burst: the whole wave at once.
+		{name: "burst", givenBurst: true, givenTake: time.Minute, givenHeaderDelay: 200 * time.Millisecond,
+			expectedAtOnce: func(n int64) bool { return n > 1 }, expectedText: "more than 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := &sseServer{ttft: time.Millisecond, itl: time.Millisecond, headerDelay: tt.givenHeaderDelay}
+			url := startSSE(t, s)
+			w := baseWorkload()
+			w.NumPrompts, w.MaxConcurrency, w.WarmupRequests = 16, 16, 0 // one wave
+			res, err := Run(context.Background(), Options{BaseURL: url, Workload: w, Burst: tt.givenBurst, firstWaveTake: tt.givenTake})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Metrics["completed"] != 16 {
+				t.Fatalf("completed %v of 16", res.Metrics["completed"])
+			}
+			if got := s.maxUntaken.Load(); !tt.expectedAtOnce(got) {
+				t.Fatalf("the server held %d requests it had not answered at once, want %s", got, tt.expectedText)
 			}
 		})
 	}

@@ -58,10 +58,19 @@ func (c *tokenCounter) count(ci chunkInfo) int {
 }
 
 // do sends one request on c (nil: open a connection, on the clock) and
-// measures its stream. It returns the connection when it can carry the
-// stream's next request, nil when it was closed.
-func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult, keep *conn) {
+// measures its stream; taken, when not nil, is closed once the server has
+// answered with its headers (or the request failed before). It returns the
+// connection when it can carry the stream's next request, nil when it was
+// closed.
+func (b *bench) do(ctx context.Context, c *conn, r *request, taken chan struct{}) (res RequestResult, keep *conn) {
 	res = RequestResult{InputTokens: r.inputLen, RID: r.rid}
+	signalTaken := func() {
+		if taken != nil {
+			close(taken)
+			taken = nil
+		}
+	}
+	defer signalTaken()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stalled atomic.Bool
@@ -111,6 +120,7 @@ func (b *bench) do(ctx context.Context, c *conn, r *request) (res RequestResult,
 		stop = context.AfterFunc(rctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 		resp, err = c.send(rctx, r.wire, http.MethodPost, &res.Sent)
 	}
+	signalTaken()
 	if err != nil {
 		fail(err)
 		return res, nil
