@@ -145,6 +145,13 @@ func (e *handlerError) Error() string { return e.err.Error() }
 // errFollowEnded: follow's iterator ended before its context did.
 var errFollowEnded = errors.New("the ordered consumer's iterator ended")
 
+// stallError: the watchdog ended follow's iterator, for this reason (it is
+// an errFollowEnded).
+type stallError string
+
+func (e stallError) Error() string        { return string(e) }
+func (e stallError) Is(target error) bool { return target == errFollowEnded }
+
 // follow delivers the messages of filter from stream sequence from (0: all)
 // through one ordered consumer until ctx is done (nil), deliver fails (its
 // error), or the iterator ends on its own (errFollowEnded, or the error
@@ -193,7 +200,7 @@ func follow(ctx context.Context, s jetstream.Stream, filter string, from uint64,
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			select {
 			case reason := <-stalled:
-				return fmt.Errorf("%w: %s", errFollowEnded, reason)
+				return stallError(reason)
 			default:
 				return errFollowEnded
 			}
