@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,11 +28,17 @@ import (
 // sglang-sim's model) answers every request's first token after 50 ms and
 // then one token every 30 ms, and records when each request reached its
 // handler and when its first token was flushed (GET /fake/timings).
-// Side by side, alternating, in one run: every stream's connection opened
-// before the clock (the default) and opened by its first measured request
-// (as before, and as bench_serving does). SGTUNE_FIDELITY_RUNS sets the runs
-// per configuration (default 3); it reports medians over runs and asserts
-// nothing.
+// Side by side, alternating, in one run: the default (every stream's
+// connection opened before the clock, the first wave sent as the server
+// takes it), the first wave in one burst, and each connection opened by its
+// stream's first measured request in one burst (the client before issue 9,
+// and bench_serving). SGTUNE_FIDELITY_RUNS sets the runs
+// per configuration (default 3), SGTUNE_FIDELITY_STREAMS (e.g. "256,512")
+// only sgtune bench's defaults at those streams, SGTUNE_FIDELITY_MODES (e.g.
+// "paced,burst") the modes; SGTUNE_FIDELITY_SERVER=sim measures against
+// sglang-sim on its real clock instead, =python against an asyncio stand-in
+// (testdata/fidelity_standin.py). It reports medians over runs and
+// asserts nothing.
 func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 	if testing.Short() {
 		b.Skip("minutes of GPU-like streaming")
@@ -40,9 +47,19 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FIDELITY_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
-	srv := launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond)
+	srv, timings := launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond), fetchFakeTimings
+	switch os.Getenv("SGTUNE_FIDELITY_SERVER") {
+	case "sim":
+		// Another stand-in: sglang-sim on its real clock (Llama-3.1-8B on a
+		// simulated H100), whose TTFT grows with the load it is given.
+		srv, timings = launchSimWaiting(b, 10*time.Minute, "SGTUNE_SIM_TIME_SCALE=1"), fetchSimTimingsAs
+	case "python":
+		// And one outside Go's HTTP stack: asyncio on one event loop, as
+		// uvicorn serves SGLang (testdata/fidelity_standin.py).
+		srv = launchPythonStandin(b, 50*time.Millisecond, 30*time.Millisecond)
+	}
 	b.Logf("load average at start: %s", loadAverage())
-	b.Logf("| workload | streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock |")
+	b.Logf("| workload | streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock | client − server first wave / later ms | first wave sent over ms |")
 	// sgtune bench's defaults at 256 and 512 streams; and a default study's
 	// trial workload (64 streams, 4 warm-ups, 1024 in / 256 out).
 	configs := []struct {
@@ -53,22 +70,32 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 		{"bench", 256, benchDefaults(256)}, {"bench", 512, benchDefaults(512)}, {"study", 64, study.Default().Workload},
 	}
 	if v := os.Getenv("SGTUNE_FIDELITY_STREAMS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
+		configs = configs[:0]
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
+			}
+			configs = append(configs, struct {
+				name    string
+				streams int
+				w       events.Workload
+			}{"bench", n, benchDefaults(n)})
 		}
-		configs = configs[:1]
-		configs[0].streams, configs[0].w = n, benchDefaults(n)
+	}
+	modes := []string{"paced", "burst", "on-demand"}
+	if v := os.Getenv("SGTUNE_FIDELITY_MODES"); v != "" {
+		modes = strings.Split(v, ",")
 	}
 	for _, cfg := range configs {
 		streams := cfg.streams
-		for _, mode := range []string{"preopen", "on-demand"} {
+		for _, mode := range modes {
 			b.Run(fmt.Sprintf("%s/streams=%d/%s", cfg.name, streams, mode), func(b *testing.B) {
 				var rs []gpuFidelity
 				for i := range runs {
 					w := cfg.w
 					w.Seed = int64(1 + i)
-					rs = append(rs, measureGPUFidelity(b, srv, w, fmt.Sprintf("%s-%d-%d-%s-", cfg.name, streams, i, mode), mode == "on-demand"))
+					rs = append(rs, measureGPUFidelity(b, srv, timings, w, fmt.Sprintf("%s-%d-%d-%s-", cfg.name, streams, i, mode), mode))
 				}
 				med := func(f func(gpuFidelity) float64) float64 {
 					xs := make([]float64, len(rs))
@@ -85,7 +112,7 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 				}
 				b.ReportMetric(med(diff), "mean_ttft_err_ms")
 				b.ReportMetric(med(func(r gpuFidelity) float64 { return r.serverMeanMs }), "server_mean_ttft_ms")
-				b.Logf("| %s | %d | %s | %d | %.2f | %.2f | %+.2f (%+.2f – %+.2f) | %+.2f %% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f |",
+				b.Logf("| %s | %d | %s | %d | %.2f | %.2f | %+.2f (%+.2f – %+.2f) | %+.2f %% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f | %+.2f / %+.2f | %.1f |",
 					cfg.name, streams, mode, len(rs), med(func(r gpuFidelity) float64 { return r.serverMeanMs }),
 					med(func(r gpuFidelity) float64 { return r.clientMeanMs }), med(diff), lo, hi,
 					med(func(r gpuFidelity) float64 { return 100 * diff(r) / r.serverMeanMs }),
@@ -93,7 +120,9 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 					med(func(r gpuFidelity) float64 { return r.readMedMs }), med(func(r gpuFidelity) float64 { return r.readP99Ms }),
 					med(func(r gpuFidelity) float64 { return r.poolP99Ms }), med(func(r gpuFidelity) float64 { return r.writeP99Ms }),
 					med(func(r gpuFidelity) float64 { return r.clientCores }), med(func(r gpuFidelity) float64 { return r.serverCores }),
-					med(func(r gpuFidelity) float64 { return float64(r.dialed) }))
+					med(func(r gpuFidelity) float64 { return float64(r.dialed) }),
+					med(func(r gpuFidelity) float64 { return r.firstWaveErr }), med(func(r gpuFidelity) float64 { return r.laterErr }),
+					med(func(r gpuFidelity) float64 { return r.waveSpreadMs }))
 			})
 		}
 	}
@@ -107,6 +136,8 @@ type gpuFidelity struct {
 	poolP99Ms, writeP99Ms      float64 // client: waiting for the connection, writing the request
 	clientCores, serverCores   float64 // CPU time / wall time
 	dialed                     int
+	firstWaveErr, laterErr     float64 // mean client − server ms: first wave, later requests
+	waveSpreadMs               float64 // the first wave's first send to its last
 }
 
 // benchDefaults is sgtune bench's default workload at n streams.
@@ -117,21 +148,37 @@ func benchDefaults(n int) events.Workload {
 	}
 }
 
-func measureGPUFidelity(b *testing.B, srv *sglang.Server, w events.Workload, prefix string, onDemand bool) gpuFidelity {
+// measureGPUFidelity runs w once in mode: "paced" (the default: connections
+// opened before the clock, the first wave sent as the server takes it),
+// "burst" (opened before the clock, the first wave at once) or "on-demand"
+// (each stream dials on its first measured request, all at once: the client
+// before issue 9, and bench_serving).
+func measureGPUFidelity(b *testing.B, srv *sglang.Server, timings serverTimings, w events.Workload, prefix string, mode string) gpuFidelity {
 	b.Helper()
-	fetchFakeTimings(b, srv) // reset
+	timings(b, srv) // reset
 	cpu0, srvCPU0, t0 := selfCPU(), processCPU(srv.PGID()), time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Options{
-		BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute, NoPreopen: onDemand, RequestIDPrefix: prefix,
+		BaseURL: srv.URL(), Workload: w, Timeout: 10 * time.Minute, RequestIDPrefix: prefix,
+		NoPreopen: mode == "on-demand", Burst: mode != "paced",
 	})
 	wall := time.Since(t0)
 	cpu, srvCPU := selfCPU()-cpu0, processCPU(srv.PGID())-srvCPU0
 	if err != nil {
 		b.Fatalf("loadgen: %v", err)
 	}
-	server := fetchFakeTimings(b, srv)
+	server := timings(b, srv)
 	var cli, ser, ingress, read, pool, write []float64
-	for _, r := range res.Requests {
+	var waveErr [2][]float64 // client − server: the first wave (one request per stream), the rest
+	var waveFirst, waveLast time.Time
+	for i, r := range res.Requests {
+		if i < w.MaxConcurrency && !r.Start.IsZero() {
+			if waveFirst.IsZero() || r.Start.Before(waveFirst) {
+				waveFirst = r.Start
+			}
+			if r.Start.After(waveLast) {
+				waveLast = r.Start
+			}
+		}
 		st, ok := server[r.RID]
 		if !r.OK || !ok {
 			continue
@@ -142,6 +189,11 @@ func measureGPUFidelity(b *testing.B, srv *sglang.Server, w events.Workload, pre
 		read = append(read, float64(r.Start.Add(r.TTFT).UnixNano()-st.FirstTokenUnixNano)/1e6)
 		pool = append(pool, float64(r.GotConn.Sub(r.Start))/1e6)
 		write = append(write, float64(r.Sent.Sub(r.GotConn))/1e6)
+		wave := 1
+		if i < w.MaxConcurrency {
+			wave = 0
+		}
+		waveErr[wave] = append(waveErr[wave], cli[len(cli)-1]-ser[len(ser)-1])
 	}
 	if len(cli) < len(res.Requests)*9/10 {
 		b.Fatalf("only %d of %d requests matched the server's timings", len(cli), len(res.Requests))
@@ -155,7 +207,9 @@ func measureGPUFidelity(b *testing.B, srv *sglang.Server, w events.Workload, pre
 		readMedMs: loadgen.Percentile(read, 50), readP99Ms: loadgen.Percentile(read, 99),
 		poolP99Ms: loadgen.Percentile(pool, 99), writeP99Ms: loadgen.Percentile(write, 99),
 		clientCores: cpu.Seconds() / wall.Seconds(), serverCores: srvCPU.Seconds() / wall.Seconds(),
-		dialed: res.Dialed,
+		dialed:       res.Dialed,
+		firstWaveErr: loadgen.Mean(waveErr[0]), laterErr: loadgen.Mean(waveErr[1]),
+		waveSpreadMs: float64(waveLast.Sub(waveFirst)) / 1e6,
 	}
 }
 
@@ -188,6 +242,45 @@ func launchFake(tb testing.TB, env map[string]string) *sglang.Server {
 		tb.Fatal(err)
 	}
 	return srv
+}
+
+// launchPythonStandin starts testdata/fidelity_standin.py with python3.
+func launchPythonStandin(tb testing.TB, ttft, itl time.Duration) *sglang.Server {
+	tb.Helper()
+	script, err := filepath.Abs(filepath.Join("testdata", "fidelity_standin.py"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ports sglang.Ports
+	port, err := ports.Pick()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
+		Command: []string{"python3", script}, Port: port, GPUs: []int{0},
+		Env:     []string{fmt.Sprintf("STANDIN_TTFT_MS=%d", ttft.Milliseconds()), fmt.Sprintf("STANDIN_ITL_MS=%d", itl.Milliseconds())},
+		LogPath: filepath.Join(tb.TempDir(), "standin.log"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Stop(10 * time.Second) })
+	if _, err := srv.WaitHealthy(context.Background(), time.Minute); err != nil {
+		tb.Fatalf("python stand-in not healthy: %v\n%s", err, srv.Tail(2048))
+	}
+	return srv
+}
+
+// serverTimings fetches (and resets) a stand-in's own timing of each request.
+type serverTimings func(testing.TB, *sglang.Server) map[string]fakeserver.Timing
+
+// fetchSimTimingsAs is sglang-sim's /sim/timings as serverTimings.
+func fetchSimTimingsAs(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {
+	out := map[string]fakeserver.Timing{}
+	for rid, t := range fetchSimTimings(tb, srv) {
+		out[rid] = fakeserver.Timing(t)
+	}
+	return out
 }
 
 func fetchFakeTimings(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {

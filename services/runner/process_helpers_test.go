@@ -66,6 +66,13 @@ var simArgs = []string{"--model-path", "meta-llama/Llama-3.1-8B-Instruct", "--lo
 // it is healthy; it is stopped (and checked gone) at cleanup.
 func launchSim(tb testing.TB, env ...string) *sglang.Server {
 	tb.Helper()
+	return launchSimWaiting(tb, 30*time.Second, env...)
+}
+
+// launchSimWaiting is launchSim waiting up to wait for health (a simulator
+// on its real clock takes a real model's start-up).
+func launchSimWaiting(tb testing.TB, wait time.Duration, env ...string) *sglang.Server {
+	tb.Helper()
 	var ports sglang.Ports
 	port, err := ports.Pick()
 	if err != nil {
@@ -85,7 +92,7 @@ func launchSim(tb testing.TB, env ...string) *sglang.Server {
 		}
 		assertNoProcess(tb, srv.PGID())
 	})
-	if _, err := srv.WaitHealthy(context.Background(), 30*time.Second); err != nil {
+	if _, err := srv.WaitHealthy(context.Background(), wait); err != nil {
 		tb.Fatalf("sim not healthy: %v\n%s", err, srv.Tail(2048))
 	}
 	return srv
