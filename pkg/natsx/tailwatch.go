@@ -55,8 +55,9 @@ func (p *tailProgress) idle(now time.Time, after time.Duration) (uint64, bool) {
 
 // watchStall calls stop, once, with the reason, when the tail has been idle
 // while the stream holds a later message matching its filter (lastStored:
-// its sequence), and returns; it returns when ctx is done. A failed read of the stream (a node
-// lost, a leader being elected) is no evidence and is tried again later.
+// its sequence), and returns; it returns when ctx is done. A failed read of
+// the stream (a node lost, a leader being elected) is no evidence and is
+// tried again later.
 func watchStall(ctx context.Context, p *tailProgress, lastStored func(context.Context) (uint64, error), stop func(reason string)) {
 	tick := time.NewTicker(tailStallCheck)
 	defer tick.Stop()

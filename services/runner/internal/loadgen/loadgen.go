@@ -148,7 +148,7 @@ const firstWaveTake = time.Millisecond
 // burst of hundreds of requests in the same microsecond queues in the
 // server's HTTP layer, before the server's own clock starts (SGLang counts
 // TTFT from its handler): measured against a server timing itself, that
-// queue was nearly all of the client's TTFT error (+14 ms on the first wave
+// queue was nearly all of the client's TTFT error (+17 ms on the first wave
 // against +0.4 ms after it, at 512 streams). The wave still starts within
 // tens of milliseconds, far inside its requests' lifetime, so the load the
 // server sees is the same; each request's clock starts when it is sent.
