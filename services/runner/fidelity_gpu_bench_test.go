@@ -47,45 +47,18 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("SGTUNE_FIDELITY_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
-	srv, timings := launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond), fetchFakeTimings
-	switch os.Getenv("SGTUNE_FIDELITY_SERVER") {
-	case "sim":
-		// Another stand-in: sglang-sim on its real clock (Llama-3.1-8B on a
-		// simulated H100), whose TTFT grows with the load it is given.
-		srv, timings = launchSimWaiting(b, 10*time.Minute, "SGTUNE_SIM_TIME_SCALE=1"), fetchSimTimingsAs
-	case "python":
-		// And one outside Go's HTTP stack: asyncio on one event loop, as
-		// uvicorn serves SGLang (testdata/fidelity_standin.py).
-		srv = launchPythonStandin(b, 50*time.Millisecond, 30*time.Millisecond)
-	}
+	srv, timings := fidelityServer(b)
 	b.Logf("load average at start: %s", loadAverage())
 	b.Logf("| workload | streams | connections | runs | server mean TTFT ms | client mean TTFT ms | client − server ms (median, min–max) | client − server %% | send → handler median / p99 ms | flush → client read median / p99 ms | client pool wait p99 / write p99 ms | client / server CPU cores | dialed on the clock | client − server first wave / later ms | first wave sent over ms |")
-	// sgtune bench's defaults at 256 and 512 streams; and a default study's
-	// trial workload (64 streams, 4 warm-ups, 1024 in / 256 out).
-	configs := []struct {
-		name    string
-		streams int
-		w       events.Workload
-	}{
-		{"bench", 256, benchDefaults(256)}, {"bench", 512, benchDefaults(512)}, {"study", 64, study.Default().Workload},
-	}
-	if v := os.Getenv("SGTUNE_FIDELITY_STREAMS"); v != "" {
-		configs = configs[:0]
-		for _, f := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
-			}
-			configs = append(configs, struct {
-				name    string
-				streams int
-				w       events.Workload
-			}{"bench", n, benchDefaults(n)})
-		}
-	}
+	configs := fidelityConfigs(b)
 	modes := []string{"paced", "burst", "on-demand"}
 	if v := os.Getenv("SGTUNE_FIDELITY_MODES"); v != "" {
 		modes = strings.Split(v, ",")
+		for _, m := range modes {
+			if m != "paced" && m != "burst" && m != "on-demand" {
+				b.Fatalf("SGTUNE_FIDELITY_MODES: %q is not paced, burst or on-demand", m)
+			}
+		}
 	}
 	for _, cfg := range configs {
 		streams := cfg.streams
@@ -127,6 +100,52 @@ func BenchmarkLoadgenFidelityGPULoad(b *testing.B) {
 		}
 	}
 	b.Logf("load average at end: %s", loadAverage())
+}
+
+// fidelityServer launches the stand-in SGTUNE_FIDELITY_SERVER names: the
+// fake server (default), "sim" or "python".
+func fidelityServer(b *testing.B) (*sglang.Server, serverTimings) {
+	switch v := os.Getenv("SGTUNE_FIDELITY_SERVER"); v {
+	case "":
+		return launchFakeGPU(b, 50*time.Millisecond, 30*time.Millisecond), fetchFakeTimings
+	case "sim":
+		// Another stand-in: sglang-sim on its real clock (Llama-3.1-8B on a
+		// simulated H100), whose TTFT grows with the load it is given.
+		return launchSimWaiting(b, 10*time.Minute, "SGTUNE_SIM_TIME_SCALE=1"), fetchSimTimingsAs
+	case "python":
+		// And one outside Go's HTTP stack: asyncio on one event loop, as
+		// uvicorn serves SGLang (testdata/fidelity_standin.py).
+		return launchPythonStandin(b, 50*time.Millisecond, 30*time.Millisecond), fetchFakeTimings
+	default:
+		b.Fatalf("SGTUNE_FIDELITY_SERVER=%q: want sim or python (or unset: the fake server)", v)
+		return nil, nil
+	}
+}
+
+// fidelityConfig is one workload of the benchmark.
+type fidelityConfig struct {
+	name    string
+	streams int
+	w       events.Workload
+}
+
+// fidelityConfigs are sgtune bench's defaults at 256 and 512 streams and a
+// default study's trial workload (64 streams, 4 warm-ups, 1024 in / 256
+// out), or sgtune bench's defaults at SGTUNE_FIDELITY_STREAMS.
+func fidelityConfigs(b *testing.B) []fidelityConfig {
+	v := os.Getenv("SGTUNE_FIDELITY_STREAMS")
+	if v == "" {
+		return []fidelityConfig{{"bench", 256, benchDefaults(256)}, {"bench", 512, benchDefaults(512)}, {"study", 64, study.Default().Workload}}
+	}
+	var configs []fidelityConfig
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			b.Fatalf("SGTUNE_FIDELITY_STREAMS: %v", err)
+		}
+		configs = append(configs, fidelityConfig{"bench", n, benchDefaults(n)})
+	}
+	return configs
 }
 
 type gpuFidelity struct {
