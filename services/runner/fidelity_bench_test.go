@@ -2,43 +2,24 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sgtune/sgtune/pkg/events"
+	"github.com/sgtune/sgtune/services/runner/internal/fakeserver"
 	"github.com/sgtune/sgtune/services/runner/internal/loadgen"
 	"github.com/sgtune/sgtune/services/runner/internal/sglang"
 )
 
-// simTiming is one entry of the simulator's GET /sim/timings.
-type simTiming struct {
-	RID                string `json:"rid"`
-	ArrivalUnixNano    int64  `json:"arrival_unix_nano"`
-	FirstTokenUnixNano int64  `json:"first_token_unix_nano"`
-}
-
-func fetchSimTimings(tb testing.TB, srv *sglang.Server) map[string]simTiming {
+// fetchSimTimings fetches (and resets) the simulator's own timing of each
+// request (GET /sim/timings, the same entries as the fake server's).
+func fetchSimTimings(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {
 	tb.Helper()
-	resp, err := http.Get(srv.URL() + "/sim/timings?reset=1")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ts []simTiming
-	if err := json.NewDecoder(resp.Body).Decode(&ts); err != nil {
-		tb.Fatal(err)
-	}
-	out := make(map[string]simTiming, len(ts))
-	for _, t := range ts {
-		out[t.RID] = t
-	}
-	return out
+	return fetchTimings(tb, srv, "/sim/timings")
 }
 
 // fidelity compares the load generator's TTFT of each request with the

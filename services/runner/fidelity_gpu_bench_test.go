@@ -111,7 +111,7 @@ func fidelityServer(b *testing.B) (*sglang.Server, serverTimings) {
 	case "sim":
 		// Another stand-in: sglang-sim on its real clock (Llama-3.1-8B on a
 		// simulated H100), whose TTFT grows with the load it is given.
-		return launchSimWaiting(b, 10*time.Minute, "SGTUNE_SIM_TIME_SCALE=1"), fetchSimTimingsAs
+		return launchSimWaiting(b, 10*time.Minute, "SGTUNE_SIM_TIME_SCALE=1"), fetchSimTimings
 	case "python":
 		// And one outside Go's HTTP stack: asyncio on one event loop, as
 		// uvicorn serves SGLang (testdata/fidelity_standin.py).
@@ -243,24 +243,7 @@ func launchFakeGPU(tb testing.TB, ttft, itl time.Duration) *sglang.Server {
 // it is healthy; it is stopped at cleanup.
 func launchFake(tb testing.TB, env map[string]string) *sglang.Server {
 	tb.Helper()
-	var ports sglang.Ports
-	port, err := ports.Pick()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
-		Command: fakeserver.Command(), Port: port, GPUs: []int{0},
-		Env:     fakeserver.Env("healthy", env),
-		LogPath: filepath.Join(tb.TempDir(), "fake.log"),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = srv.Stop(10 * time.Second) })
-	if _, err := srv.WaitHealthy(context.Background(), time.Minute); err != nil {
-		tb.Fatal(err)
-	}
-	return srv
+	return launchStandin(tb, fakeserver.Command(), fakeserver.Env("healthy", env))
 }
 
 // launchPythonStandin starts testdata/fidelity_standin.py with python3.
@@ -270,14 +253,21 @@ func launchPythonStandin(tb testing.TB, ttft, itl time.Duration) *sglang.Server 
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return launchStandin(tb, []string{"python3", script},
+		[]string{fmt.Sprintf("STANDIN_TTFT_MS=%d", ttft.Milliseconds()), fmt.Sprintf("STANDIN_ITL_MS=%d", itl.Milliseconds())})
+}
+
+// launchStandin starts command as a server with the runner's launch code
+// and waits until it is healthy; it is stopped at cleanup.
+func launchStandin(tb testing.TB, command, env []string) *sglang.Server {
+	tb.Helper()
 	var ports sglang.Ports
 	port, err := ports.Pick()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv, err := sglang.Launch(context.Background(), sglang.LaunchSpec{
-		Command: []string{"python3", script}, Port: port, GPUs: []int{0},
-		Env:     []string{fmt.Sprintf("STANDIN_TTFT_MS=%d", ttft.Milliseconds()), fmt.Sprintf("STANDIN_ITL_MS=%d", itl.Milliseconds())},
+		Command: command, Port: port, GPUs: []int{0}, Env: env,
 		LogPath: filepath.Join(tb.TempDir(), "standin.log"),
 	})
 	if err != nil {
@@ -285,7 +275,7 @@ func launchPythonStandin(tb testing.TB, ttft, itl time.Duration) *sglang.Server 
 	}
 	tb.Cleanup(func() { _ = srv.Stop(10 * time.Second) })
 	if _, err := srv.WaitHealthy(context.Background(), time.Minute); err != nil {
-		tb.Fatalf("python stand-in not healthy: %v\n%s", err, srv.Tail(2048))
+		tb.Fatalf("stand-in not healthy: %v\n%s", err, srv.Tail(2048))
 	}
 	return srv
 }
@@ -293,18 +283,15 @@ func launchPythonStandin(tb testing.TB, ttft, itl time.Duration) *sglang.Server 
 // serverTimings fetches (and resets) a stand-in's own timing of each request.
 type serverTimings func(testing.TB, *sglang.Server) map[string]fakeserver.Timing
 
-// fetchSimTimingsAs is sglang-sim's /sim/timings as serverTimings.
-func fetchSimTimingsAs(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {
-	out := map[string]fakeserver.Timing{}
-	for rid, t := range fetchSimTimings(tb, srv) {
-		out[rid] = fakeserver.Timing(t)
-	}
-	return out
-}
-
 func fetchFakeTimings(tb testing.TB, srv *sglang.Server) map[string]fakeserver.Timing {
 	tb.Helper()
-	resp, err := http.Get(srv.URL() + "/fake/timings?reset=1")
+	return fetchTimings(tb, srv, "/fake/timings")
+}
+
+// fetchTimings reads a stand-in's per-request timings at path and resets them.
+func fetchTimings(tb testing.TB, srv *sglang.Server, path string) map[string]fakeserver.Timing {
+	tb.Helper()
+	resp, err := http.Get(srv.URL() + path + "?reset=1")
 	if err != nil {
 		tb.Fatal(err)
 	}
